@@ -1,0 +1,75 @@
+//! Codec errors. Each decode error names the rule it enforces; the broker maps them to
+//! closing the connection (3.1.1) or DISCONNECT 0x81/0x82/0x95 (5.0).
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("[MQTT-2.2] reserved packet type {0}")]
+    ReservedPacketType(u8),
+    #[error("[MQTT-2.2.2-2] invalid fixed header flags {flags:#06b} for packet type {packet_type}")]
+    InvalidFlags { packet_type: u8, flags: u8 },
+    #[error("[MQTT-2.2.3] malformed remaining length")]
+    MalformedRemainingLength,
+    #[error("packet of {size} bytes exceeds the maximum packet size {max}")]
+    PacketTooLarge { size: usize, max: usize },
+    #[error("packet body ends early")]
+    Truncated,
+    #[error("packet has {0} unexpected bytes after its body")]
+    TrailingBytes(usize),
+    #[error("[MQTT-1.5.3-1] string is not well-formed UTF-8")]
+    InvalidUtf8,
+    #[error("[MQTT-1.5.3-2] string contains U+0000")]
+    NullCharacter,
+    #[error("[MQTT-3.1.2-1] invalid protocol name")]
+    InvalidProtocolName,
+    /// Not a malformed packet: the broker answers CONNACK 0x01 (3.1.1) or 0x84 (5.0).
+    #[error("[MQTT-3.1.2-2] unsupported protocol level {0}")]
+    UnsupportedProtocolLevel(u8),
+    #[error("[MQTT-3.1.2-3] CONNECT reserved flag is set")]
+    ConnectReservedFlag,
+    #[error("[MQTT-3.1.2-11] will flags are inconsistent")]
+    InvalidWillFlags,
+    #[error("[MQTT-3.1.2-22] password flag set without username flag")]
+    PasswordWithoutUsername,
+    #[error("[MQTT-3.3.1-4] PUBLISH with QoS 3")]
+    InvalidQoS,
+    #[error("[MQTT-2.3.1-1] packet identifier is zero")]
+    ZeroPacketId,
+    #[error("[MQTT-3.3.2-2] PUBLISH topic name contains a wildcard")]
+    WildcardInTopicName,
+    #[error("[MQTT-3.8.3-3] SUBSCRIBE with no topic filter")]
+    EmptySubscribe,
+    #[error("[MQTT-3.10.3-2] UNSUBSCRIBE with no topic filter")]
+    EmptyUnsubscribe,
+    #[error("[MQTT-3.8.3-4] SUBSCRIBE options reserved bits set or invalid QoS")]
+    InvalidSubscriptionOptions,
+    #[error("invalid reason code {0:#04x}")]
+    InvalidReasonCode(u8),
+    #[error("[MQTT-2.2.2] property {0:#04x} is unknown")]
+    UnknownProperty(u8),
+    #[error("[MQTT-2.2.2] property {id:#04x} is not allowed on {packet}")]
+    PropertyNotAllowed { id: u8, packet: &'static str },
+    #[error("[MQTT-2.2.2] property {0:#04x} appears more than once")]
+    DuplicateProperty(u8),
+    #[error("[MQTT-2.2.2] property {0:#04x} has an invalid value")]
+    InvalidPropertyValue(u8),
+    #[error("AUTH is not a packet of protocol level {0}")]
+    AuthBeforeV5(u8),
+}
+
+impl DecodeError {
+    /// Whether this is a malformed packet (5.0 reason 0x81) rather than a protocol error or
+    /// size violation; the broker picks the DISCONNECT reason code from it.
+    pub fn is_packet_too_large(&self) -> bool {
+        matches!(self, DecodeError::PacketTooLarge { .. })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    #[error("string or binary field of {0} bytes is longer than 65535")]
+    FieldTooLong(usize),
+    #[error("packet of {0} bytes is larger than MQTT's remaining length allows")]
+    PacketTooLarge(usize),
+    #[error("{packet} is not a packet of protocol level {level}")]
+    NotInVersion { packet: &'static str, level: u8 },
+}
