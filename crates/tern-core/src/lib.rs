@@ -1,1 +1,30 @@
-//! placeholder
+//! The broker core: sessions, the subscription index, retained messages, QoS state, keep
+//! alive and will rules.
+//!
+//! tern-core knows nothing of tokio, sockets, storage engines or networks. A connection is a
+//! state machine ([`Connection`]) that takes packets and the current time and returns packets
+//! to send; the shared indexes live in [`Broker`] and are used directly by every connection.
+
+mod broker;
+mod client_id;
+mod close;
+mod connect;
+mod connection;
+mod limits;
+mod message;
+mod metrics;
+mod retained;
+mod session;
+mod subscriptions;
+
+pub use broker::{Broker, Claim};
+pub use client_id::ClientId;
+pub use close::{CloseReason, ProtocolError};
+pub use connect::{accept_connect, ConnectOutcome};
+pub use connection::Connection;
+pub use limits::Limits;
+pub use message::{Delivery, Message};
+pub use metrics::Metrics;
+pub use retained::RetainedIndex;
+pub use session::{Enqueued, Inflight, OutgoingState, Session, SessionState, SessionWaker};
+pub use subscriptions::{Match, SubscriptionIndex};

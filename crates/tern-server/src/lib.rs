@@ -1,1 +1,128 @@
-//! placeholder
+//! The composition root of Tern: reads the configuration, accepts connections on the
+//! listeners it is given, runs one task per connection, and shuts down cleanly.
+//!
+//! [`serve`] takes already-bound listeners and a shutdown future, so tests bind
+//! `127.0.0.1:0` and run a broker in-process.
+
+mod config;
+mod connection;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tern_core::Broker;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+pub use config::{AuthConfig, Config, ConfigError, LimitsConfig, ListenersConfig, StorageConfig};
+use connection::{serve_connection, ConnectionContext};
+
+/// How long shutdown waits for connections to publish wills and close.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Binds every listener the configuration names. Errors name the address.
+pub async fn bind_listeners(config: &Config) -> Result<Vec<TcpListener>, ServeError> {
+    let mut listeners = Vec::new();
+    for addr in &config.listeners.mqtt {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: *addr,
+                source,
+            })?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("no listener configured")]
+    NoListener,
+}
+
+/// Serves MQTT on `listeners` until `shutdown` completes; then stops accepting, closes every
+/// connection (publishing wills as the spec says) and returns.
+pub async fn serve(
+    config: Config,
+    listeners: Vec<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    if listeners.is_empty() {
+        return Err(ServeError::NoListener);
+    }
+    let broker = Arc::new(Broker::new(config.limits()));
+    if config.storage.in_memory {
+        info!("Storage: in memory (--in-memory); nothing survives a restart");
+    } else {
+        warn!(data_dir = %config.storage.data_dir.display(), "Durable storage is not available yet; sessions and retained messages are kept in memory only");
+    }
+    let context = Arc::new(ConnectionContext {
+        broker,
+        connections: Arc::new(AtomicUsize::new(0)),
+        allow_anonymous: config.auth.allow_anonymous,
+    });
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut accept_loops = JoinSet::new();
+    for listener in listeners {
+        let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            source,
+        })?;
+        if config.auth.allow_anonymous && !addr.ip().is_loopback() {
+            warn!(%addr, "Anonymous clients are accepted on a non-loopback listener; configure authentication or set auth.allow_anonymous = false");
+        }
+        info!(kind = "mqtt", %addr, "listener ready");
+        accept_loops.spawn(accept_loop(listener, context.clone(), shutdown_rx.clone()));
+    }
+    shutdown.await;
+    info!("Shutting down: closing listeners and connections");
+    let _ = shutdown_tx.send(true);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while accept_loops.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!("Some connections did not close within the shutdown grace period");
+    }
+    Ok(())
+}
+
+/// Accepts connections until shutdown, then waits for its connections to finish.
+async fn accept_loop(
+    listener: TcpListener,
+    context: Arc<ConnectionContext>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    connections.spawn(serve_connection(context.clone(), stream, peer, shutdown.clone()));
+                }
+                Err(error) => {
+                    // Usually EMFILE: back off instead of spinning.
+                    warn!(%error, "Accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            // Reap finished connection tasks so the set does not grow.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}

@@ -1,0 +1,236 @@
+//! The broker's shared state: the session registry, the subscription index and the retained
+//! messages, used directly and concurrently by every connection.
+//!
+//! Lock order (never take an earlier lock while holding a later one):
+//! `sessions` -> a session's state -> `subscriptions` -> `retained`.
+//! All are std locks held for short sections only; none is held across I/O.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use tern_codec::{SubscriptionOptions, TopicFilter};
+
+use crate::client_id::ClientId;
+use crate::limits::Limits;
+use crate::message::{Delivery, Message};
+use crate::metrics::Metrics;
+use crate::retained::RetainedIndex;
+use crate::session::{Session, SessionWaker};
+use crate::subscriptions::SubscriptionIndex;
+
+/// A session claimed by a new connection.
+pub struct Claim {
+    pub session: Arc<Session>,
+    pub generation: u64,
+    /// Whether an existing session was resumed ([MQTT-3.2.2-2]).
+    pub session_present: bool,
+    /// The connection that owned the session before, now told to go away.
+    pub previous_owner: Option<Arc<dyn SessionWaker>>,
+}
+
+#[derive(Debug, Default)]
+pub struct Broker {
+    pub limits: Limits,
+    pub metrics: Metrics,
+    /// Every session, connected or not. Owner: the registry; a session leaves it when it ends.
+    sessions: RwLock<HashMap<ClientId, Arc<Session>>>,
+    /// Owner: the registry too; changed only together with a session's `subscriptions`.
+    subscriptions: RwLock<SubscriptionIndex>,
+    retained: RwLock<RetainedIndex>,
+}
+
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Broker {
+    pub fn new(limits: Limits) -> Broker {
+        Broker {
+            limits,
+            ..Broker::default()
+        }
+    }
+
+    /// Gives `client_id`'s session to a new connection: resumes it (persistent and
+    /// `clean_start` false), or replaces it with a fresh one. A connection that owned it is
+    /// fenced by the generation bump and returned so the caller can wake it
+    /// ([MQTT-3.1.4-2]).
+    pub fn claim(
+        &self,
+        client_id: &ClientId,
+        clean_start: bool,
+        persistent: bool,
+        owner: Arc<dyn SessionWaker>,
+    ) -> Claim {
+        let mut sessions = write(&self.sessions);
+        if let Some(existing) = sessions.get(client_id).cloned() {
+            let mut state = existing.lock();
+            let previous_owner = state.owner.take();
+            state.generation += 1;
+            if !clean_start && state.persistent {
+                state.owner = Some(owner);
+                state.persistent = persistent;
+                let generation = state.generation;
+                drop(state);
+                return Claim {
+                    session: existing,
+                    generation,
+                    session_present: true,
+                    previous_owner,
+                };
+            }
+            // Discard the old session ([MQTT-3.1.2-6]); its fenced connection will not touch it.
+            let filters: Vec<TopicFilter> = state
+                .subscriptions
+                .drain()
+                .map(|(filter, _)| filter)
+                .collect();
+            state.clear_queue();
+            state.inflight.clear();
+            state.incoming_qos2.clear();
+            let generation = state.generation;
+            drop(state);
+            self.unsubscribe_all(client_id, &filters);
+            let session = Arc::new(Session::new(client_id.clone(), persistent));
+            {
+                let mut state = session.lock();
+                state.generation = generation + 1;
+                state.owner = Some(owner);
+            }
+            sessions.insert(client_id.clone(), session.clone());
+            return Claim {
+                session,
+                generation: generation + 1,
+                session_present: false,
+                previous_owner,
+            };
+        }
+        let session = Arc::new(Session::new(client_id.clone(), persistent));
+        let generation = {
+            let mut state = session.lock();
+            state.generation = 1;
+            state.owner = Some(owner);
+            state.generation
+        };
+        sessions.insert(client_id.clone(), session.clone());
+        Claim {
+            session,
+            generation,
+            session_present: false,
+            previous_owner: None,
+        }
+    }
+
+    /// Called when the connection of `generation` ends. A clean session ends with it
+    /// ([MQTT-3.1.2-6]); a persistent one stays, offline, with its queue and in-flight
+    /// messages. Does nothing if the connection was already taken over.
+    pub fn release(&self, session: &Arc<Session>, generation: u64) {
+        let mut sessions = write(&self.sessions);
+        let mut state = session.lock();
+        if state.generation != generation {
+            return;
+        }
+        state.owner = None;
+        if state.persistent {
+            return;
+        }
+        let filters: Vec<TopicFilter> = state
+            .subscriptions
+            .drain()
+            .map(|(filter, _)| filter)
+            .collect();
+        state.clear_queue();
+        state.inflight.clear();
+        drop(state);
+        self.unsubscribe_all(&session.client_id, &filters);
+        if sessions
+            .get(&session.client_id)
+            .is_some_and(|s| Arc::ptr_eq(s, session))
+        {
+            sessions.remove(&session.client_id);
+        }
+    }
+
+    fn unsubscribe_all(&self, client_id: &ClientId, filters: &[TopicFilter]) {
+        let mut index = write(&self.subscriptions);
+        for filter in filters {
+            index.remove(filter, client_id);
+        }
+    }
+
+    /// Adds a subscription to the index; the caller records it in the session's state while
+    /// holding that session's lock, so the two agree.
+    pub fn subscribe(
+        &self,
+        client_id: &ClientId,
+        filter: &TopicFilter,
+        options: SubscriptionOptions,
+    ) -> bool {
+        write(&self.subscriptions).insert(filter, client_id, options)
+    }
+
+    pub fn unsubscribe(&self, client_id: &ClientId, filter: &TopicFilter) -> bool {
+        write(&self.subscriptions).remove(filter, client_id)
+    }
+
+    /// Routes a message: updates the retained messages when it is retained, then queues one
+    /// delivery for every session with a matching subscription. The payload is shared, never
+    /// copied per subscriber.
+    pub fn publish(&self, message: Message) {
+        Metrics::incr(&self.metrics.messages_received);
+        let message = Arc::new(message);
+        if message.retain {
+            self.retain(&message);
+        }
+        let matches = read(&self.subscriptions).matches(&message.topic);
+        if matches.is_empty() {
+            return;
+        }
+        let sessions = read(&self.sessions);
+        for found in matches {
+            let Some(session) = sessions.get(&found.client_id) else {
+                continue;
+            };
+            let delivery = Delivery {
+                message: message.clone(),
+                qos: message.qos.min(found.options.qos),
+                // Live messages go out with retain 0 ([MQTT-3.3.1-9]).
+                retain: false,
+            };
+            session.enqueue(delivery, &self.limits, &self.metrics);
+        }
+    }
+
+    /// A retained message with an empty payload removes the topic's retained message
+    /// ([MQTT-3.3.1-10]); any other replaces it ([MQTT-3.3.1-5]).
+    fn retain(&self, message: &Arc<Message>) {
+        let mut retained = write(&self.retained);
+        if message.payload.is_empty() {
+            retained.remove(&message.topic);
+        } else {
+            retained.insert(message.clone());
+        }
+    }
+
+    /// Retained messages matching a new subscription's filter ([MQTT-3.3.1-6]).
+    pub fn retained_matching(&self, filter: &TopicFilter) -> Vec<Arc<Message>> {
+        read(&self.retained).matching(filter)
+    }
+
+    pub fn session_count(&self) -> usize {
+        read(&self.sessions).len()
+    }
+
+    pub fn retained_count(&self) -> usize {
+        read(&self.retained).len()
+    }
+
+    pub fn subscription_count(&self) -> usize {
+        read(&self.subscriptions).len()
+    }
+}

@@ -1,0 +1,34 @@
+//! Broker counters. Every metric the broker keeps is declared here, once.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Monotonic counters and gauges, updated with relaxed atomics from every connection task.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub connections_current: AtomicU64,
+    pub connections_total: AtomicU64,
+    pub connections_refused: AtomicU64,
+    pub messages_received: AtomicU64,
+    pub messages_sent: AtomicU64,
+    /// QoS 0 messages dropped because a session's queue was full.
+    pub dropped_qos0_queue_full: AtomicU64,
+    /// QoS 1/2 messages not queued for a session because its queue was full.
+    pub dropped_queue_full: AtomicU64,
+    pub malformed_packets: AtomicU64,
+    pub protocol_errors: AtomicU64,
+    pub wills_published: AtomicU64,
+}
+
+impl Metrics {
+    pub fn incr(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn decr(counter: &AtomicU64) {
+        counter.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,381 @@
+//! A session: the state that outlives one network connection ([MQTT-4.1]).
+//!
+//! The state sits behind one std `Mutex` per session. Publishers lock it briefly to queue a
+//! delivery; the owning connection locks it briefly to take messages out and to record
+//! acknowledgements. It is never held across an `.await` (tern-core has none) and never while
+//! another session's lock is held.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tern_codec::{PacketId, QoS, SubscriptionOptions, TopicFilter};
+
+use crate::client_id::ClientId;
+use crate::limits::Limits;
+use crate::message::Delivery;
+use crate::metrics::Metrics;
+
+/// Tells a connection task that its session has something for it: new messages to send, or
+/// that it no longer owns the session (its generation was bumped by a takeover).
+pub trait SessionWaker: Send + Sync {
+    fn wake(&self);
+}
+
+/// A session shared between its connection (if any) and every publisher.
+pub struct Session {
+    pub client_id: ClientId,
+    state: Mutex<SessionState>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where an outgoing QoS 1/2 message stands in its acknowledgement flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutgoingState {
+    /// QoS 1 PUBLISH sent, waiting for PUBACK.
+    AwaitingPubAck,
+    /// QoS 2 PUBLISH sent, waiting for PUBREC.
+    AwaitingPubRec,
+    /// PUBREL sent, waiting for PUBCOMP.
+    AwaitingPubComp,
+}
+
+/// An outgoing message that has a packet identifier and is not yet fully acknowledged.
+#[derive(Debug, Clone)]
+pub struct Inflight {
+    pub packet_id: PacketId,
+    pub delivery: Delivery,
+    pub state: OutgoingState,
+}
+
+/// Outcome of offering a delivery to a session's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    Queued,
+    /// A QoS 0 message was not queued (queue full, or the client is offline).
+    DroppedQos0,
+    /// A QoS 1/2 message was refused because the queue is full.
+    DroppedFull,
+}
+
+#[derive(Debug)]
+pub struct SessionState {
+    /// Bumped each time a connection claims the session; a connection whose generation is
+    /// older has been taken over and must stop touching the session.
+    pub generation: u64,
+    /// The connection that owns the session now, if the client is connected.
+    pub owner: Option<Arc<dyn SessionWaker>>,
+    /// False for a clean session (3.1.1 CleanSession=1), which ends with its connection.
+    pub persistent: bool,
+    pub subscriptions: HashMap<TopicFilter, SubscriptionOptions>,
+    /// Deliveries waiting for a packet id and room in the in-flight window, oldest first.
+    queue: VecDeque<Delivery>,
+    queued_bytes: usize,
+    /// Outgoing QoS 1/2 messages sent and not yet acknowledged, in the order sent.
+    pub inflight: VecDeque<Inflight>,
+    /// QoS 2 packet ids received (PUBREC sent) and not yet released by PUBREL.
+    pub incoming_qos2: HashSet<PacketId>,
+    next_packet_id: PacketId,
+}
+
+impl std::fmt::Debug for dyn SessionWaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionWaker")
+    }
+}
+
+impl Session {
+    pub fn new(client_id: ClientId, persistent: bool) -> Session {
+        Session {
+            client_id,
+            state: Mutex::new(SessionState {
+                generation: 0,
+                owner: None,
+                persistent,
+                subscriptions: HashMap::new(),
+                queue: VecDeque::new(),
+                queued_bytes: 0,
+                inflight: VecDeque::new(),
+                incoming_qos2: HashSet::new(),
+                next_packet_id: PacketId::new(1).expect("1 is a valid packet id"),
+            }),
+        }
+    }
+
+    /// Locks the state. A poisoned lock means a panic elsewhere already broke an invariant;
+    /// the state is still structurally sound, so keep serving rather than cascade the panic.
+    pub fn lock(&self) -> MutexGuard<'_, SessionState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Offers a delivery to this session under its budget, and wakes its connection.
+    ///
+    /// Policy when the queue is full (by messages or bytes): a QoS 0 message is dropped; a
+    /// QoS 1/2 message displaces the oldest queued QoS 0 message if there is one, and is
+    /// refused otherwise. Every drop is counted.
+    pub fn enqueue(&self, delivery: Delivery, limits: &Limits, metrics: &Metrics) -> Enqueued {
+        let waker;
+        let outcome;
+        let displaced;
+        {
+            let mut state = self.lock();
+            (outcome, displaced) = state.push(delivery, limits);
+            waker = state.owner.clone();
+        }
+        for _ in 0..displaced {
+            Metrics::incr(&metrics.dropped_qos0_queue_full);
+        }
+        match outcome {
+            Enqueued::Queued => {
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+            }
+            Enqueued::DroppedQos0 => Metrics::incr(&metrics.dropped_qos0_queue_full),
+            Enqueued::DroppedFull => Metrics::incr(&metrics.dropped_queue_full),
+        }
+        outcome
+    }
+}
+
+impl SessionState {
+    /// Queues under the budget; returns the outcome and how many queued QoS 0 messages were
+    /// displaced to make room.
+    fn push(&mut self, delivery: Delivery, limits: &Limits) -> (Enqueued, usize) {
+        // QoS 0 messages are not kept for a disconnected client (as Mosquitto does by default).
+        if self.owner.is_none() && delivery.qos == QoS::AtMostOnce {
+            return (Enqueued::DroppedQos0, 0);
+        }
+        let cost = delivery.message.cost();
+        let full = |state: &SessionState| {
+            state.queue.len() >= limits.max_queued_messages
+                || state.queued_bytes + cost > limits.max_queued_bytes
+        };
+        let mut displaced = 0;
+        if full(self) {
+            if delivery.qos == QoS::AtMostOnce {
+                return (Enqueued::DroppedQos0, 0);
+            }
+            while full(self) {
+                let Some(index) = self.queue.iter().position(|d| d.qos == QoS::AtMostOnce) else {
+                    return (Enqueued::DroppedFull, displaced);
+                };
+                if let Some(dropped) = self.queue.remove(index) {
+                    self.queued_bytes -= dropped.message.cost();
+                    displaced += 1;
+                }
+            }
+        }
+        self.queued_bytes += cost;
+        self.queue.push_back(delivery);
+        (Enqueued::Queued, displaced)
+    }
+
+    /// Queues a delivery regardless of the budget. Used for retained messages sent on
+    /// SUBSCRIBE, which are bounded by the retained index itself and must not be lost to a
+    /// full queue.
+    pub fn push_unbounded(&mut self, delivery: Delivery) {
+        self.queued_bytes += delivery.message.cost();
+        self.queue.push_back(delivery);
+    }
+
+    /// Takes the next queued delivery if it may be sent now: QoS 0 always, QoS 1/2 only while
+    /// the in-flight window has room ([MQTT-4.4.0-?] flow control, `max_inflight`). The
+    /// queue is strictly FIFO so that order per topic is kept ([MQTT-4.6.0-6]).
+    pub fn pop_sendable(&mut self, max_inflight: usize) -> Option<Delivery> {
+        let front = self.queue.front()?;
+        if front.qos != QoS::AtMostOnce && self.inflight.len() >= max_inflight {
+            return None;
+        }
+        let delivery = self.queue.pop_front()?;
+        self.queued_bytes -= delivery.message.cost();
+        Some(delivery)
+    }
+
+    pub fn queued_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
+    /// Drops every queued delivery (a clean session ending).
+    pub fn clear_queue(&mut self) {
+        self.queue.clear();
+        self.queued_bytes = 0;
+    }
+
+    /// A packet identifier not used by any in-flight outgoing message ([MQTT-2.3.1-2]).
+    pub fn allocate_packet_id(&mut self) -> PacketId {
+        loop {
+            let candidate = self.next_packet_id;
+            self.next_packet_id = candidate.next();
+            if !self.inflight.iter().any(|i| i.packet_id == candidate) {
+                return candidate;
+            }
+        }
+    }
+
+    pub fn inflight_position(&self, packet_id: PacketId) -> Option<usize> {
+        self.inflight.iter().position(|i| i.packet_id == packet_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use tern_codec::{Properties, TopicName};
+
+    use super::*;
+    use crate::message::Message;
+
+    struct NoopWaker;
+    impl SessionWaker for NoopWaker {
+        fn wake(&self) {}
+    }
+
+    fn delivery(qos: QoS, payload: &'static [u8]) -> Delivery {
+        Delivery {
+            message: Arc::new(Message {
+                topic: TopicName::new("t").unwrap(),
+                payload: Bytes::from_static(payload),
+                qos,
+                retain: false,
+                properties: Properties::default(),
+            }),
+            qos,
+            retain: false,
+        }
+    }
+
+    fn online_session() -> Session {
+        let session = Session::new(ClientId::new("c"), true);
+        session.lock().owner = Some(Arc::new(NoopWaker));
+        session
+    }
+
+    #[test]
+    fn full_queue_drops_qos0_first_then_refuses() {
+        let limits = Limits {
+            max_queued_messages: 3,
+            ..Limits::default()
+        };
+        let metrics = Metrics::default();
+        let session = online_session();
+        assert_eq!(
+            session.enqueue(delivery(QoS::AtMostOnce, b"a"), &limits, &metrics),
+            Enqueued::Queued
+        );
+        assert_eq!(
+            session.enqueue(delivery(QoS::AtLeastOnce, b"b"), &limits, &metrics),
+            Enqueued::Queued
+        );
+        assert_eq!(
+            session.enqueue(delivery(QoS::AtMostOnce, b"c"), &limits, &metrics),
+            Enqueued::Queued
+        );
+        // Full: a new QoS 0 is dropped, a new QoS 1 displaces the oldest QoS 0.
+        assert_eq!(
+            session.enqueue(delivery(QoS::AtMostOnce, b"d"), &limits, &metrics),
+            Enqueued::DroppedQos0
+        );
+        assert_eq!(
+            session.enqueue(delivery(QoS::AtLeastOnce, b"e"), &limits, &metrics),
+            Enqueued::Queued
+        );
+        assert_eq!(
+            session.enqueue(delivery(QoS::ExactlyOnce, b"f"), &limits, &metrics),
+            Enqueued::Queued
+        );
+        assert_eq!(
+            session.enqueue(delivery(QoS::ExactlyOnce, b"g"), &limits, &metrics),
+            Enqueued::DroppedFull
+        );
+        let mut state = session.lock();
+        let payloads: Vec<Bytes> = std::iter::from_fn(|| state.pop_sendable(10))
+            .map(|d| d.message.payload.clone())
+            .collect();
+        assert_eq!(
+            payloads,
+            vec![
+                Bytes::from_static(b"b"),
+                Bytes::from_static(b"e"),
+                Bytes::from_static(b"f")
+            ]
+        );
+        assert_eq!(Metrics::get(&metrics.dropped_qos0_queue_full), 3);
+        assert_eq!(Metrics::get(&metrics.dropped_queue_full), 1);
+    }
+
+    #[test]
+    fn byte_budget_is_enforced() {
+        let limits = Limits {
+            max_queued_bytes: 10,
+            ..Limits::default()
+        };
+        let metrics = Metrics::default();
+        let session = online_session();
+        assert_eq!(
+            session.enqueue(delivery(QoS::AtLeastOnce, b"12345678"), &limits, &metrics),
+            Enqueued::Queued
+        );
+        assert_eq!(
+            session.enqueue(delivery(QoS::AtLeastOnce, b"12"), &limits, &metrics),
+            Enqueued::DroppedFull
+        );
+        assert_eq!(session.lock().queued_bytes(), 9);
+    }
+
+    #[test]
+    fn offline_session_keeps_qos1_not_qos0() {
+        let limits = Limits::default();
+        let metrics = Metrics::default();
+        let session = Session::new(ClientId::new("c"), true);
+        assert_eq!(
+            session.enqueue(delivery(QoS::AtMostOnce, b"a"), &limits, &metrics),
+            Enqueued::DroppedQos0
+        );
+        assert_eq!(
+            session.enqueue(delivery(QoS::AtLeastOnce, b"b"), &limits, &metrics),
+            Enqueued::Queued
+        );
+        assert_eq!(session.lock().queued_len(), 1);
+    }
+
+    #[test]
+    fn inflight_window_holds_back_qos1_but_not_qos0() {
+        let session = online_session();
+        let mut state = session.lock();
+        state.push_unbounded(delivery(QoS::AtLeastOnce, b"a"));
+        assert!(state.pop_sendable(0).is_none());
+        state.clear_queue();
+        state.push_unbounded(delivery(QoS::AtMostOnce, b"a"));
+        assert!(state.pop_sendable(0).is_some());
+    }
+
+    #[test]
+    fn packet_ids_skip_those_in_flight_and_wrap() {
+        let session = online_session();
+        let mut state = session.lock();
+        let first = state.allocate_packet_id();
+        assert_eq!(first.get(), 1);
+        state.inflight.push_back(Inflight {
+            packet_id: PacketId::new(2).unwrap(),
+            delivery: delivery(QoS::AtLeastOnce, b"x"),
+            state: OutgoingState::AwaitingPubAck,
+        });
+        assert_eq!(state.allocate_packet_id().get(), 3);
+        state.next_packet_id = PacketId::new(u16::MAX).unwrap();
+        assert_eq!(state.allocate_packet_id().get(), u16::MAX);
+        assert_eq!(state.allocate_packet_id().get(), 1);
+    }
+}

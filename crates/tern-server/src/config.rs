@@ -1,0 +1,218 @@
+//! The TOML configuration file. Every key is documented in `tern.example.toml` at the
+//! repository root; unknown keys are errors, so a typo is reported instead of ignored.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use tern_core::Limits;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration, with defaults for everything.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub listeners: ListenersConfig,
+    pub limits: LimitsConfig,
+    pub storage: StorageConfig,
+    pub auth: AuthConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listeners: ListenersConfig::default(),
+            limits: LimitsConfig::default(),
+            storage: StorageConfig::default(),
+            auth: AuthConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenersConfig {
+    /// Plain MQTT over TCP.
+    pub mqtt: Vec<SocketAddr>,
+}
+
+impl Default for ListenersConfig {
+    fn default() -> Self {
+        ListenersConfig {
+            mqtt: vec![SocketAddr::from(([127, 0, 0, 1], 1883))],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_packet_size: usize,
+    pub max_inflight_messages: usize,
+    pub max_queued_messages: usize,
+    pub max_queued_bytes: usize,
+    pub max_connections: usize,
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let limits = Limits::default();
+        LimitsConfig {
+            max_packet_size: limits.max_packet_size,
+            max_inflight_messages: limits.max_inflight_messages,
+            max_queued_messages: limits.max_queued_messages,
+            max_queued_bytes: limits.max_queued_bytes,
+            max_connections: limits.max_connections,
+            connect_timeout_secs: limits.connect_timeout_secs,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    pub in_memory: bool,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            data_dir: PathBuf::from("./tern-data"),
+            in_memory: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub allow_anonymous: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            allow_anonymous: true,
+        }
+    }
+}
+
+impl Config {
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text).map_err(|error| match error {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|error| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: error.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let limits = &self.limits;
+        if limits.max_packet_size < 16
+            || limits.max_packet_size > tern_codec::MAX_REMAINING_LENGTH + 5
+        {
+            return Err(ConfigError::Invalid(format!(
+                "limits.max_packet_size must be between 16 and {}, not {}",
+                tern_codec::MAX_REMAINING_LENGTH + 5,
+                limits.max_packet_size
+            )));
+        }
+        if limits.max_inflight_messages == 0 || limits.max_inflight_messages > 65_535 {
+            return Err(ConfigError::Invalid(
+                "limits.max_inflight_messages must be between 1 and 65535".into(),
+            ));
+        }
+        if limits.max_queued_messages == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.max_queued_messages must be at least 1".into(),
+            ));
+        }
+        if limits.connect_timeout_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.connect_timeout_secs must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn limits(&self) -> Limits {
+        let l = &self.limits;
+        Limits {
+            max_packet_size: l.max_packet_size,
+            max_inflight_messages: l.max_inflight_messages,
+            max_queued_messages: l.max_queued_messages,
+            max_queued_bytes: l.max_queued_bytes,
+            max_connections: l.max_connections,
+            connect_timeout_secs: l.connect_timeout_secs,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        assert_eq!(Config::from_toml("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let error = Config::from_toml("[limits]\nmax_packet_sise = 10\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("max_packet_sise"), "{error}");
+    }
+
+    #[test]
+    fn wrong_type_is_named_with_its_line() {
+        let error = Config::from_toml("[limits]\n\nmax_queued_messages = \"many\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("line 3"), "{error}");
+    }
+
+    #[test]
+    fn invalid_values_are_refused() {
+        assert!(Config::from_toml("[limits]\nmax_inflight_messages = 0\n").is_err());
+        assert!(Config::from_toml("[limits]\nmax_packet_size = 1\n").is_err());
+        assert!(Config::from_toml("[listeners]\nmqtt = [\"not an address\"]\n").is_err());
+    }
+
+    #[test]
+    fn example_file_parses() {
+        let text = include_str!("../../../tern.example.toml");
+        Config::from_toml(text).unwrap();
+    }
+}

@@ -1,0 +1,310 @@
+//! One tokio task per connection: read and decode, drive the core's [`Connection`], encode
+//! and write. Reads are batched (every whole packet in the buffer is handled before writing),
+//! and writes are coalesced into one buffer flushed per batch.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tern_codec::{
+    decode, encode, ConnAck, ConnectReturnCode, DecodeError, DecodeOptions, Packet, Properties,
+    ProtocolVersion,
+};
+use tern_core::{
+    accept_connect, Broker, CloseReason, ConnectOutcome, Connection, Metrics, SessionWaker,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{watch, Notify};
+use tracing::{debug, info, warn};
+
+/// Outgoing packets taken from the session per batch.
+const OUTGOING_BATCH: usize = 64;
+/// Above this many unwritten bytes the connection stops taking messages from its session
+/// queue, so a slow consumer's backlog stays in the budgeted queue, not in a socket buffer.
+const WRITE_HIGH_WATER: usize = 64 * 1024;
+/// Smallest read buffer; grown only while a large packet is being read.
+const READ_CHUNK: usize = 4 * 1024;
+
+/// Wakes the connection task when its session has something for it.
+#[derive(Default)]
+struct TaskWaker(Notify);
+
+impl SessionWaker for TaskWaker {
+    fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// Everything a connection task shares with the server.
+pub struct ConnectionContext {
+    pub broker: Arc<Broker>,
+    pub connections: Arc<AtomicUsize>,
+    pub allow_anonymous: bool,
+}
+
+/// Serves one client until it disconnects, breaks the protocol, is taken over, or the server
+/// shuts down.
+pub async fn serve_connection<S>(
+    context: Arc<ConnectionContext>,
+    stream: S,
+    peer: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let current = context.connections.fetch_add(1, Ordering::Relaxed) + 1;
+    Metrics::incr(&context.broker.metrics.connections_current);
+    run(&context, stream, peer, shutdown, current).await;
+    context.connections.fetch_sub(1, Ordering::Relaxed);
+    Metrics::decr(&context.broker.metrics.connections_current);
+}
+
+async fn run<S>(
+    context: &ConnectionContext,
+    mut stream: S,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+    current: usize,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let broker = &context.broker;
+    let mut rbuf = BytesMut::new();
+    let connect_timeout = Duration::from_secs(broker.limits.connect_timeout_secs);
+    let first = tokio::select! {
+        first = tokio::time::timeout(connect_timeout, read_first_packet(&mut stream, &mut rbuf, broker.limits.max_packet_size)) => first,
+        _ = shutdown.changed() => return,
+    };
+    let connect = match first {
+        Err(_) => {
+            debug!(%peer, "No CONNECT within the connect timeout; closing");
+            return;
+        }
+        Ok(Err(ReadError::Io)) => return,
+        Ok(Err(ReadError::Decode(DecodeError::UnsupportedProtocolLevel(level)))) => {
+            // [MQTT-3.1.2-2]: CONNACK 0x01, then close.
+            debug!(%peer, level, "Unsupported protocol level");
+            let connack = ConnAck {
+                session_present: false,
+                code: ConnectReturnCode::UNACCEPTABLE_PROTOCOL_VERSION,
+                properties: Properties::default(),
+            };
+            let _ = write_packets(
+                &mut stream,
+                &[Packet::ConnAck(connack)],
+                ProtocolVersion::V3_1_1,
+            )
+            .await;
+            return;
+        }
+        Ok(Err(ReadError::Decode(error))) => {
+            Metrics::incr(&broker.metrics.malformed_packets);
+            debug!(%peer, %error, "Malformed first packet; closing");
+            return;
+        }
+        Ok(Ok(Packet::Connect(connect))) => *connect,
+        Ok(Ok(other)) => {
+            // [MQTT-3.1.0-1]: the first packet must be CONNECT.
+            Metrics::incr(&broker.metrics.protocol_errors);
+            debug!(%peer, packet = other.name(), "First packet is not CONNECT; closing");
+            return;
+        }
+    };
+    let version = connect.protocol;
+    if !context.allow_anonymous {
+        // No authentication backend exists yet, so nobody can be authenticated.
+        let connack = ConnAck {
+            session_present: false,
+            code: ConnectReturnCode::NOT_AUTHORIZED,
+            properties: Properties::default(),
+        };
+        let _ = write_packets(&mut stream, &[Packet::ConnAck(connack)], version).await;
+        return;
+    }
+
+    let waker = Arc::new(TaskWaker::default());
+    let (mut connection, connack, previous_owner) =
+        match accept_connect(broker, connect, Instant::now(), current, waker.clone()) {
+            ConnectOutcome::Accepted {
+                connection,
+                connack,
+                previous_owner,
+            } => (connection, connack, previous_owner),
+            ConnectOutcome::Refused(connack) => {
+                debug!(%peer, code = connack.code.0, "CONNECT refused");
+                let _ = write_packets(&mut stream, &[Packet::ConnAck(connack)], version).await;
+                return;
+            }
+            ConnectOutcome::Invalid(error) => {
+                Metrics::incr(&broker.metrics.protocol_errors);
+                debug!(%peer, %error, "Invalid CONNECT; closing");
+                return;
+            }
+        };
+    if let Some(previous) = previous_owner {
+        previous.wake();
+    }
+    debug!(%peer, client_id = %connection.client_id(), ?version, "Client connected");
+    let reason = drive(
+        &mut connection,
+        &mut stream,
+        &mut rbuf,
+        connack,
+        &waker,
+        &mut shutdown,
+        broker,
+    )
+    .await;
+    match &reason {
+        CloseReason::Malformed(_) => Metrics::incr(&broker.metrics.malformed_packets),
+        CloseReason::Protocol(_) => Metrics::incr(&broker.metrics.protocol_errors),
+        _ => {}
+    }
+    info!(%peer, client_id = %connection.client_id(), %reason, "Client disconnected");
+    connection.close(&reason);
+}
+
+enum ReadError {
+    Io,
+    Decode(DecodeError),
+}
+
+async fn read_first_packet<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    rbuf: &mut BytesMut,
+    max_packet_size: usize,
+) -> Result<Packet, ReadError> {
+    let options = DecodeOptions {
+        version: ProtocolVersion::V3_1_1,
+        max_packet_size,
+    };
+    loop {
+        if let Some(packet) = decode(rbuf, &options).map_err(ReadError::Decode)? {
+            return Ok(packet);
+        }
+        rbuf.reserve(READ_CHUNK);
+        match stream.read_buf(rbuf).await {
+            Ok(0) | Err(_) => return Err(ReadError::Io),
+            Ok(_) => {}
+        }
+    }
+}
+
+fn encode_all(packets: &mut Vec<Packet>, version: ProtocolVersion, wbuf: &mut BytesMut) {
+    for packet in packets.drain(..) {
+        if let Err(error) = encode(&packet, version, wbuf) {
+            warn!(%error, packet = packet.name(), "Cannot encode an outgoing packet; dropped");
+        }
+    }
+}
+
+async fn write_packets<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    packets: &[Packet],
+    version: ProtocolVersion,
+) -> std::io::Result<()> {
+    let mut wbuf = BytesMut::new();
+    encode_all(&mut packets.to_vec(), version, &mut wbuf);
+    stream.write_all(&wbuf).await?;
+    stream.flush().await
+}
+
+/// The connection's main loop. Returns why it ended; unwritten output is flushed best-effort.
+async fn drive<S>(
+    connection: &mut Connection,
+    stream: &mut S,
+    rbuf: &mut BytesMut,
+    connack: ConnAck,
+    waker: &TaskWaker,
+    shutdown: &mut watch::Receiver<bool>,
+    broker: &Broker,
+) -> CloseReason
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let version = connection.version();
+    let options = DecodeOptions {
+        version,
+        max_packet_size: broker.limits.max_packet_size,
+    };
+    let mut out: Vec<Packet> = vec![Packet::ConnAck(connack)];
+    let mut wbuf = BytesMut::new();
+    encode_all(&mut out, version, &mut wbuf);
+    let (mut reader, mut writer) = tokio::io::split(stream);
+
+    // Packets that arrived together with CONNECT.
+    let mut pending_reason = handle_buffered(connection, rbuf, &options, &mut out).err();
+    encode_all(&mut out, version, &mut wbuf);
+
+    let reason = loop {
+        if let Some(reason) = pending_reason.take() {
+            break reason;
+        }
+        if wbuf.len() < WRITE_HIGH_WATER {
+            if let Err(reason) = connection.poll_outgoing(&mut out, OUTGOING_BATCH) {
+                break reason;
+            }
+            encode_all(&mut out, version, &mut wbuf);
+        }
+        if wbuf.is_empty() && wbuf.capacity() > WRITE_HIGH_WATER {
+            // Give back what a burst grew, so idle connections stay small.
+            wbuf = BytesMut::new();
+        }
+        let deadline = connection.keep_alive_deadline();
+        if rbuf.capacity() - rbuf.len() < 512 {
+            rbuf.reserve(READ_CHUNK);
+        }
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => break CloseReason::ServerShutdown,
+            written = writer.write_buf(&mut wbuf), if !wbuf.is_empty() => {
+                if written.is_err() {
+                    break CloseReason::ConnectionLost;
+                }
+            }
+            read = reader.read_buf(rbuf) => {
+                match read {
+                    Ok(0) | Err(_) => break CloseReason::ConnectionLost,
+                    Ok(_) => {
+                        pending_reason = handle_buffered(connection, rbuf, &options, &mut out).err();
+                        encode_all(&mut out, version, &mut wbuf);
+                    }
+                }
+            }
+            _ = waker.0.notified(), if wbuf.len() < WRITE_HIGH_WATER => {}
+            _ = sleep_until(deadline), if deadline.is_some() => {
+                if let Err(reason) = connection.handle_timeout(Instant::now()) {
+                    break reason;
+                }
+            }
+        }
+    };
+    if !matches!(reason, CloseReason::ConnectionLost) && !wbuf.is_empty() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), writer.write_all(&wbuf)).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), writer.shutdown()).await;
+    reason
+}
+
+/// Handles every whole packet in `rbuf`.
+fn handle_buffered(
+    connection: &mut Connection,
+    rbuf: &mut BytesMut,
+    options: &DecodeOptions,
+    out: &mut Vec<Packet>,
+) -> Result<(), CloseReason> {
+    let now = Instant::now();
+    while let Some(packet) = decode(rbuf, options)? {
+        connection.handle_packet(now, packet, out)?;
+    }
+    Ok(())
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}

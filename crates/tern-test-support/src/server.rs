@@ -1,0 +1,64 @@
+//! A broker running in-process for one test.
+
+use std::net::SocketAddr;
+
+use tern_server::Config;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A broker serving on an ephemeral loopback port until [`TestServer::stop`] or drop.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Starts a broker with the default configuration (in memory).
+    pub async fn start() -> TestServer {
+        TestServer::start_with(Config::default()).await
+    }
+
+    /// Starts a broker with `config`; its listeners are replaced by one on `127.0.0.1:0`.
+    pub async fn start_with(mut config: Config) -> TestServer {
+        config.storage.in_memory = true;
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local address");
+        config.listeners.mqtt = vec![addr];
+        let (shutdown, shutdown_rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let stop = async move {
+                let _ = shutdown_rx.await;
+            };
+            tern_server::serve(config, vec![listener], stop)
+                .await
+                .expect("broker serves");
+        });
+        TestServer {
+            addr,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        }
+    }
+
+    /// Shuts the broker down and waits until it has stopped.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("broker task ends cleanly");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
