@@ -2,8 +2,12 @@
 //! messages, used directly and concurrently by every connection.
 //!
 //! Lock order (never take an earlier lock while holding a later one):
-//! `sessions` -> a session's state -> `subscriptions` -> `retained`.
+//! `sessions` -> a session's state -> `subscriptions` -> `retained` -> the store's own locks.
 //! All are std locks held for short sections only; none is held across I/O.
+//!
+//! State that must survive a restart is written through to the [`Store`]: persistent
+//! sessions with their subscriptions, and retained messages. It is loaded back by
+//! [`Broker::with_store`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -15,7 +19,8 @@ use crate::limits::Limits;
 use crate::message::{Delivery, Message};
 use crate::metrics::Metrics;
 use crate::retained::RetainedIndex;
-use crate::session::{Session, SessionWaker};
+use crate::session::{Session, SessionState, SessionWaker};
+use crate::store::{MemoryStore, Store, StoreError, StoredSession};
 use crate::subscriptions::SubscriptionIndex;
 
 /// A session claimed by a new connection.
@@ -28,7 +33,6 @@ pub struct Claim {
     pub previous_owner: Option<Arc<dyn SessionWaker>>,
 }
 
-#[derive(Debug, Default)]
 pub struct Broker {
     pub limits: Limits,
     pub metrics: Metrics,
@@ -37,6 +41,21 @@ pub struct Broker {
     /// Owner: the registry too; changed only together with a session's `subscriptions`.
     subscriptions: RwLock<SubscriptionIndex>,
     retained: RwLock<RetainedIndex>,
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Broker {
+    fn default() -> Self {
+        Broker::new(Limits::default())
+    }
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -49,10 +68,68 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 }
 
 impl Broker {
+    /// A broker with an empty in-memory store.
     pub fn new(limits: Limits) -> Broker {
         Broker {
             limits,
-            ..Broker::default()
+            metrics: Metrics::default(),
+            sessions: RwLock::default(),
+            subscriptions: RwLock::default(),
+            retained: RwLock::default(),
+            store: Arc::new(MemoryStore::default()),
+        }
+    }
+
+    /// A broker that keeps its durable state in `store`, starting from what the store holds:
+    /// persistent sessions (offline, with their subscriptions) and retained messages.
+    pub fn with_store(limits: Limits, store: Arc<dyn Store>) -> Result<Broker, StoreError> {
+        let mut broker = Broker::new(limits);
+        broker.store = store;
+        {
+            let mut retained = write(&broker.retained);
+            for message in broker.store.retained()? {
+                retained.insert(Arc::new(message));
+            }
+        }
+        {
+            let mut sessions = write(&broker.sessions);
+            let mut index = write(&broker.subscriptions);
+            for stored in broker.store.sessions()? {
+                let session = Session::new(stored.client_id.clone(), true);
+                {
+                    let mut state = session.lock();
+                    for (filter, options) in stored.subscriptions {
+                        index.insert(&filter, &stored.client_id, options);
+                        state.subscriptions.insert(filter, options);
+                    }
+                }
+                sessions.insert(stored.client_id, Arc::new(session));
+            }
+        }
+        Ok(broker)
+    }
+
+    /// Writes a persistent session's subscriptions through to the store; the caller holds the
+    /// session's lock, so what is stored matches what is in memory.
+    pub fn store_session(&self, client_id: &ClientId, state: &SessionState) {
+        if !state.persistent {
+            return;
+        }
+        let stored = StoredSession {
+            client_id: client_id.clone(),
+            subscriptions: state
+                .subscriptions
+                .iter()
+                .map(|(f, o)| (f.clone(), *o))
+                .collect(),
+        };
+        self.store_result(self.store.put_session(&stored));
+    }
+
+    fn store_result(&self, result: Result<(), StoreError>) {
+        if let Err(error) = result {
+            Metrics::incr(&self.metrics.store_errors);
+            tracing::warn!(%error, "Store write failed");
         }
     }
 
@@ -75,6 +152,9 @@ impl Broker {
             if !clean_start && state.persistent {
                 state.owner = Some(owner);
                 state.persistent = persistent;
+                if !persistent {
+                    self.store_result(self.store.delete_session(client_id));
+                }
                 let generation = state.generation;
                 drop(state);
                 return Claim {
@@ -94,13 +174,18 @@ impl Broker {
             state.inflight.clear();
             state.incoming_qos2.clear();
             let generation = state.generation;
+            let was_persistent = state.persistent;
             drop(state);
             self.unsubscribe_all(client_id, &filters);
+            if was_persistent && !persistent {
+                self.store_result(self.store.delete_session(client_id));
+            }
             let session = Arc::new(Session::new(client_id.clone(), persistent));
             {
                 let mut state = session.lock();
                 state.generation = generation + 1;
                 state.owner = Some(owner);
+                self.store_session(client_id, &state);
             }
             sessions.insert(client_id.clone(), session.clone());
             return Claim {
@@ -115,6 +200,7 @@ impl Broker {
             let mut state = session.lock();
             state.generation = 1;
             state.owner = Some(owner);
+            self.store_session(client_id, &state);
             state.generation
         };
         sessions.insert(client_id.clone(), session.clone());
@@ -211,9 +297,12 @@ impl Broker {
     fn retain(&self, message: &Arc<Message>) {
         let mut retained = write(&self.retained);
         if message.payload.is_empty() {
-            retained.remove(&message.topic);
+            if retained.remove(&message.topic) {
+                self.store_result(self.store.delete_retained(&message.topic));
+            }
         } else {
             retained.insert(message.clone());
+            self.store_result(self.store.put_retained(message));
         }
     }
 

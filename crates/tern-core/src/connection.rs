@@ -228,6 +228,7 @@ impl Connection {
                 });
             }
         }
+        self.broker.store_session(&self.client_id, &state);
         // [MQTT-3.8.4-1]: SUBACK first, with the same packet id ([MQTT-3.8.4-2]).
         out.push(Packet::SubAck(SubAck {
             packet_id: subscribe.packet_id,
@@ -254,6 +255,7 @@ impl Connection {
                 self.broker.unsubscribe(&self.client_id, &filter);
             }
         }
+        self.broker.store_session(&self.client_id, &state);
         // [MQTT-3.10.4-4]: UNSUBACK even when nothing matched.
         out.push(Packet::UnsubAck(UnsubAck {
             packet_id: unsubscribe.packet_id,

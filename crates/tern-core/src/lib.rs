@@ -15,6 +15,7 @@ mod message;
 mod metrics;
 mod retained;
 mod session;
+mod store;
 mod subscriptions;
 
 pub use broker::{Broker, Claim};
@@ -27,4 +28,5 @@ pub use message::{Delivery, Message};
 pub use metrics::Metrics;
 pub use retained::RetainedIndex;
 pub use session::{Enqueued, Inflight, OutgoingState, Session, SessionState, SessionWaker};
+pub use store::{MemoryStore, RetainedStore, SessionStore, Store, StoreError, StoredSession};
 pub use subscriptions::{Match, SubscriptionIndex};

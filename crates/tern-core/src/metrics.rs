@@ -17,6 +17,8 @@ pub struct Metrics {
     pub malformed_packets: AtomicU64,
     pub protocol_errors: AtomicU64,
     pub wills_published: AtomicU64,
+    /// Writes to the store that failed (logged too).
+    pub store_errors: AtomicU64,
 }
 
 impl Metrics {

@@ -9,7 +9,7 @@ use tern_core::Limits;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read configuration file {path}: {source}")]
+    #[error("cannot read configuration file {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,

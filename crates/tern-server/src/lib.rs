@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tern_core::Broker;
+use tern_core::{Broker, MemoryStore, Store, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -42,13 +42,15 @@ pub async fn bind_listeners(config: &Config) -> Result<Vec<TcpListener>, ServeEr
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
     },
     #[error("no listener configured")]
     NoListener,
+    #[error("cannot load the broker's state")]
+    Store(#[from] StoreError),
 }
 
 /// Serves MQTT on `listeners` until `shutdown` completes; then stops accepting, closes every
@@ -58,10 +60,26 @@ pub async fn serve(
     listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    serve_with_store(
+        config,
+        Arc::new(MemoryStore::default()),
+        listeners,
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve`] with the broker's durable state in `store`, loaded at start.
+pub async fn serve_with_store(
+    config: Config,
+    store: Arc<dyn Store>,
+    listeners: Vec<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
     if listeners.is_empty() {
         return Err(ServeError::NoListener);
     }
-    let broker = Arc::new(Broker::new(config.limits()));
+    let broker = Arc::new(Broker::with_store(config.limits(), store)?);
     if config.storage.in_memory {
         info!("Storage: in memory (--in-memory); nothing survives a restart");
     } else {

@@ -1,7 +1,9 @@
 //! A broker running in-process for one test.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use tern_core::{MemoryStore, Store};
 use tern_server::Config;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -21,7 +23,13 @@ impl TestServer {
     }
 
     /// Starts a broker with `config`; its listeners are replaced by one on `127.0.0.1:0`.
-    pub async fn start_with(mut config: Config) -> TestServer {
+    pub async fn start_with(config: Config) -> TestServer {
+        TestServer::start_with_store(config, Arc::new(MemoryStore::default())).await
+    }
+
+    /// Starts a broker whose durable state is in `store`, so a test can stop a broker and
+    /// start another on the same state.
+    pub async fn start_with_store(mut config: Config, store: Arc<dyn Store>) -> TestServer {
         config.storage.in_memory = true;
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -33,7 +41,7 @@ impl TestServer {
             let stop = async move {
                 let _ = shutdown_rx.await;
             };
-            tern_server::serve(config, vec![listener], stop)
+            tern_server::serve_with_store(config, store, vec![listener], stop)
                 .await
                 .expect("broker serves");
         });
