@@ -113,6 +113,18 @@ async fn run<S>(
         }
     };
     let version = connect.protocol;
+    if version == ProtocolVersion::V5 {
+        // MQTT 5.0 sessions are not served yet; refuse them the way the 5.0 spec provides
+        // rather than serve them with 3.1.1 rules ([MQTT-3.1.2-2], reason 0x84).
+        debug!(%peer, "MQTT 5.0 CONNECT refused: protocol version not supported yet");
+        let connack = ConnAck {
+            session_present: false,
+            code: ConnectReturnCode(0x84),
+            properties: Properties::default(),
+        };
+        let _ = write_packets(&mut stream, &[Packet::ConnAck(connack)], version).await;
+        return;
+    }
     if !context.allow_anonymous {
         // No authentication backend exists yet, so nobody can be authenticated.
         let connack = ConnAck {
