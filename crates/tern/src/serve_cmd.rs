@@ -50,8 +50,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
+        // Signal handlers are installed before the listeners exist, so a signal sent as soon
+        // as the ready line appears is never lost to the default (killing) disposition.
+        let shutdown = shutdown_signal().context("cannot install signal handlers")?;
         let listeners = tern_server::bind_listeners(&config).await?;
-        tern_server::serve(config, listeners, shutdown_signal()).await?;
+        tern_server::serve(config, listeners, shutdown).await?;
         anyhow::Ok(())
     })?;
     tracing::info!("Stopped");
@@ -70,19 +73,15 @@ fn init_logging() {
         .init();
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Installs SIGINT and SIGTERM handlers now; the returned future completes on either.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = match signal(SignalKind::terminate()) {
-        Ok(stream) => stream,
-        Err(error) => {
-            tracing::warn!(%error, "Cannot listen for SIGTERM; only SIGINT stops the broker");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("SIGINT received"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-        _ = terminate.recv() => tracing::info!("SIGTERM received"),
-    }
+    })
 }
