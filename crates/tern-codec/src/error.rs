@@ -1,14 +1,21 @@
 //! Codec errors. Each decode error names the rule it enforces; the broker maps them to
 //! closing the connection (3.1.1) or DISCONNECT 0x81/0x82/0x95 (5.0).
 
+/// Why bytes could not be decoded into a packet. The connection must be closed after any of
+/// these; [`DecodeError::reason_code`] gives the 5.0 reason to close it with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     #[error("[MQTT-2.2] reserved packet type {0}")]
     ReservedPacketType(u8),
-    #[error("[MQTT-2.2.2-2] invalid fixed header flags {flags:#06b} for packet type {packet_type}")]
+    #[error(
+        "[MQTT-2.2.2-2] invalid fixed header flags {flags:#06b} for packet type {packet_type}"
+    )]
     InvalidFlags { packet_type: u8, flags: u8 },
     #[error("[MQTT-2.2.3] malformed remaining length")]
     MalformedRemainingLength,
+    /// A property length or subscription identifier that needs more than four bytes.
+    #[error("[MQTT-1.5.5-1] malformed variable byte integer")]
+    MalformedVariableByteInteger,
     #[error("packet of {size} bytes exceeds the maximum packet size {max}")]
     PacketTooLarge { size: usize, max: usize },
     #[error("packet body ends early")]
@@ -32,6 +39,12 @@ pub enum DecodeError {
     PasswordWithoutUsername,
     #[error("[MQTT-3.3.1-4] PUBLISH with QoS 3")]
     InvalidQoS,
+    /// Refused from the fixed header alone, before the body arrives.
+    #[error("[MQTT-3.3.1-2] PUBLISH with QoS 0 has the DUP flag set")]
+    DupWithQoS0,
+    /// Bits 7-1 of the CONNACK acknowledge flags must be 0.
+    #[error("[MQTT-3.2.2-1] CONNACK reserved flag bits are set")]
+    ConnAckReservedFlags,
     #[error("[MQTT-2.3.1-1] packet identifier is zero")]
     ZeroPacketId,
     #[error("[MQTT-3.3.2-2] PUBLISH topic name contains a wildcard")]
@@ -52,18 +65,59 @@ pub enum DecodeError {
     DuplicateProperty(u8),
     #[error("[MQTT-2.2.2] property {0:#04x} has an invalid value")]
     InvalidPropertyValue(u8),
+    /// Packet type 15 on a 3.1/3.1.1 connection, where it is reserved ([MQTT-2.2.1]).
     #[error("AUTH is not a packet of protocol level {0}")]
     AuthBeforeV5(u8),
 }
 
 impl DecodeError {
-    /// Whether this is a malformed packet (5.0 reason 0x81) rather than a protocol error or
-    /// size violation; the broker picks the DISCONNECT reason code from it.
+    /// Whether the packet exceeded the maximum packet size (5.0 reason 0x95) rather than being
+    /// malformed or a protocol error.
     pub fn is_packet_too_large(&self) -> bool {
         matches!(self, DecodeError::PacketTooLarge { .. })
     }
+
+    /// The 5.0 reason code the broker answers with: in CONNACK for an error in CONNECT, in
+    /// DISCONNECT otherwise. This is the one place where each violation is classed as a
+    /// malformed packet (0x81), a protocol error (0x82), an unsupported protocol version (0x84)
+    /// or a packet too large (0x95), following the wording of each clause in MQTT 5.0.
+    pub fn reason_code(&self) -> u8 {
+        use DecodeError::*;
+        match self {
+            UnsupportedProtocolLevel(_) => 0x84,
+            PacketTooLarge { .. } => 0x95,
+            // MQTT 5.0 calls these a "Protocol Error" rather than a malformed packet.
+            PasswordWithoutUsername
+            | ZeroPacketId
+            | WildcardInTopicName
+            | EmptySubscribe
+            | EmptyUnsubscribe
+            | InvalidReasonCode(_)
+            | DuplicateProperty(_)
+            | InvalidPropertyValue(_)
+            | AuthBeforeV5(_) => 0x82,
+            ReservedPacketType(_)
+            | InvalidFlags { .. }
+            | MalformedRemainingLength
+            | MalformedVariableByteInteger
+            | Truncated
+            | TrailingBytes(_)
+            | InvalidUtf8
+            | NullCharacter
+            | InvalidProtocolName
+            | ConnectReservedFlag
+            | InvalidWillFlags
+            | InvalidQoS
+            | DupWithQoS0
+            | ConnAckReservedFlags
+            | InvalidSubscriptionOptions
+            | UnknownProperty(_)
+            | PropertyNotAllowed { .. } => 0x81,
+        }
+    }
 }
 
+/// Why a packet could not be encoded. The buffer is left as it was.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {
     #[error("string or binary field of {0} bytes is longer than 65535")]
@@ -72,4 +126,10 @@ pub enum EncodeError {
     PacketTooLarge(usize),
     #[error("{packet} is not a packet of protocol level {level}")]
     NotInVersion { packet: &'static str, level: u8 },
+    /// `Publish::packet_id` is `None` although `qos` is 1 or 2.
+    #[error("[MQTT-2.3.1-1] PUBLISH with QoS 1 or 2 has no packet identifier")]
+    MissingPacketId,
+    /// A 5.0 subscription identifier of 0 or above the variable byte integer range.
+    #[error("[MQTT-3.8.2.1.2] subscription identifier {0} is outside 1..=268435455")]
+    SubscriptionIdentifierOutOfRange(u32),
 }

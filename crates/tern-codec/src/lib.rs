@@ -14,6 +14,7 @@ mod encode;
 mod error;
 mod packet;
 mod properties;
+mod property_rules;
 mod topic;
 mod varint;
 
