@@ -21,7 +21,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration, with defaults for everything.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub listeners: ListenersConfig,
@@ -30,16 +30,6 @@ pub struct Config {
     pub auth: AuthConfig,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            listeners: ListenersConfig::default(),
-            limits: LimitsConfig::default(),
-            storage: StorageConfig::default(),
-            auth: AuthConfig::default(),
-        }
-    }
-}
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
