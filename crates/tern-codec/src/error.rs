@@ -7,9 +7,7 @@
 pub enum DecodeError {
     #[error("[MQTT-2.2] reserved packet type {0}")]
     ReservedPacketType(u8),
-    #[error(
-        "[MQTT-2.2.2-2] invalid fixed header flags {flags:#06b} for packet type {packet_type}"
-    )]
+    #[error("[MQTT-2.2.2-2] invalid fixed header flags {flags:#06b} for packet type {packet_type}")]
     InvalidFlags { packet_type: u8, flags: u8 },
     #[error("[MQTT-2.2.3] malformed remaining length")]
     MalformedRemainingLength,

@@ -201,11 +201,7 @@ pub struct PubResponse {
 
 impl PubResponse {
     pub fn new(packet_id: PacketId) -> Self {
-        PubResponse {
-            packet_id,
-            reason_code: 0,
-            properties: Properties::default(),
-        }
+        PubResponse { packet_id, reason_code: 0, properties: Properties::default() }
     }
 }
 

@@ -96,14 +96,7 @@ mod tests {
         for (value, bytes) in table {
             assert_eq!(encoded(value), bytes, "{value}");
             assert_eq!(len(value), bytes.len(), "{value}");
-            assert_eq!(
-                read(bytes),
-                VarInt::Complete {
-                    value,
-                    len: bytes.len()
-                },
-                "{value}"
-            );
+            assert_eq!(read(bytes), VarInt::Complete { value, len: bytes.len() }, "{value}");
         }
     }
 
@@ -119,9 +112,6 @@ mod tests {
     #[test]
     fn non_minimal_encoding_is_accepted() {
         assert_eq!(read(&[0x80, 0x00]), VarInt::Complete { value: 0, len: 2 });
-        assert_eq!(
-            read(&[0x81, 0x80, 0x80, 0x00]),
-            VarInt::Complete { value: 1, len: 4 }
-        );
+        assert_eq!(read(&[0x81, 0x80, 0x80, 0x00]), VarInt::Complete { value: 1, len: 4 });
     }
 }

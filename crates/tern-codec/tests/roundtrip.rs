@@ -11,10 +11,7 @@ fn round_trip(packet: &Packet, version: ProtocolVersion) -> Result<(), TestCaseE
     let mut buf = BytesMut::new();
     encode(packet, version, &mut buf).map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(encoded_len(packet, version), Ok(buf.len()));
-    let options = DecodeOptions {
-        version,
-        max_packet_size: buf.len(),
-    };
+    let options = DecodeOptions { version, max_packet_size: buf.len() };
     let decoded = decode(&mut buf, &options);
     prop_assert_eq!(decoded, Ok(Some(packet.clone())));
     prop_assert!(buf.is_empty(), "{} bytes left over", buf.len());

@@ -14,11 +14,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tern_codec::*;
 
-const VERSIONS: [ProtocolVersion; 3] = [
-    ProtocolVersion::V3_1,
-    ProtocolVersion::V3_1_1,
-    ProtocolVersion::V5,
-];
+const VERSIONS: [ProtocolVersion; 3] = [ProtocolVersion::V3_1, ProtocolVersion::V3_1_1, ProtocolVersion::V5];
 
 /// What decoding a stream produced: the packets in order, then either the error that ended
 /// decoding or the bytes left waiting for more.
@@ -38,42 +34,23 @@ fn feed<'a>(chunks: impl IntoIterator<Item = &'a [u8]>, options: &DecodeOptions)
             match decode(&mut buf, options) {
                 Ok(Some(packet)) => packets.push(packet),
                 Ok(None) => break,
-                Err(e) => {
-                    return Outcome {
-                        packets,
-                        end: Err(e),
-                    }
-                }
+                Err(e) => return Outcome { packets, end: Err(e) },
             }
         }
     }
-    Outcome {
-        packets,
-        end: Ok(buf.to_vec()),
-    }
+    Outcome { packets, end: Ok(buf.to_vec()) }
 }
 
 /// Checks one input under every version and several ways of splitting it.
 fn check(input: &[u8], max_packet_size: usize, rng: &mut StdRng) {
     for version in VERSIONS {
-        let options = DecodeOptions {
-            version,
-            max_packet_size,
-        };
+        let options = DecodeOptions { version, max_packet_size };
         let whole = feed([input], &options);
         for cut in 0..=input.len() {
             let (a, b) = input.split_at(cut);
-            assert_eq!(
-                feed([a, b], &options),
-                whole,
-                "split at {cut} of {input:02x?} ({version:?})"
-            );
+            assert_eq!(feed([a, b], &options), whole, "split at {cut} of {input:02x?} ({version:?})");
         }
-        assert_eq!(
-            feed(input.chunks(1), &options),
-            whole,
-            "byte by byte: {input:02x?} ({version:?})"
-        );
+        assert_eq!(feed(input.chunks(1), &options), whole, "byte by byte: {input:02x?} ({version:?})");
         let mut chunks = Vec::new();
         let mut rest = input;
         while !rest.is_empty() {
@@ -81,11 +58,7 @@ fn check(input: &[u8], max_packet_size: usize, rng: &mut StdRng) {
             chunks.push(chunk);
             rest = tail;
         }
-        assert_eq!(
-            feed(chunks, &options),
-            whole,
-            "random chunks: {input:02x?} ({version:?})"
-        );
+        assert_eq!(feed(chunks, &options), whole, "random chunks: {input:02x?} ({version:?})");
         for packet in &whole.packets {
             reencodes(packet, version);
         }
@@ -97,14 +70,8 @@ fn reencodes(packet: &Packet, version: ProtocolVersion) {
     let mut buf = BytesMut::new();
     encode(packet, version, &mut buf).expect("a decoded packet encodes");
     assert_eq!(encoded_len(packet, version), Ok(buf.len()));
-    let options = DecodeOptions {
-        version,
-        max_packet_size: usize::MAX,
-    };
-    assert_eq!(
-        decode(&mut buf, &options).as_ref(),
-        Ok(&Some(packet.clone()))
-    );
+    let options = DecodeOptions { version, max_packet_size: usize::MAX };
+    assert_eq!(decode(&mut buf, &options).as_ref(), Ok(&Some(packet.clone())));
 }
 
 /// A random byte string whose first byte is usually a plausible fixed header, so that more
@@ -131,17 +98,10 @@ fn random_bytes(rng: &mut StdRng) -> Vec<u8> {
 }
 
 /// One to three valid packets of `version`, encoded back to back, then damaged.
-fn mutated_encoding(
-    rng: &mut StdRng,
-    runner: &mut TestRunner,
-    version: ProtocolVersion,
-) -> Vec<u8> {
+fn mutated_encoding(rng: &mut StdRng, runner: &mut TestRunner, version: ProtocolVersion) -> Vec<u8> {
     let mut bytes = BytesMut::new();
     for _ in 0..rng.gen_range(1..=3) {
-        let packet = strategies::packet(version)
-            .new_tree(runner)
-            .expect("strategy")
-            .current();
+        let packet = strategies::packet(version).new_tree(runner).expect("strategy").current();
         encode(&packet, version, &mut bytes).expect("valid packets encode");
     }
     let mut bytes = bytes.to_vec();

@@ -26,10 +26,7 @@ fn assert_vector(packet: Packet, version: ProtocolVersion, expected: &[u8]) {
 
     // Trailing bytes of the next packet must stay in the buffer.
     let mut buf = BytesMut::from(&cat(&[expected, &[0xC0]])[..]);
-    let options = DecodeOptions {
-        version,
-        max_packet_size: usize::MAX,
-    };
+    let options = DecodeOptions { version, max_packet_size: usize::MAX };
     assert_eq!(decode(&mut buf, &options), Ok(Some(packet)));
     assert_eq!(&buf[..], &[0xC0]);
 }
@@ -48,11 +45,7 @@ fn connect_minimal() {
         password: None,
         properties: Properties::default(),
     };
-    let expected = cat(&[
-        &[0x10, 0x0C, 0x00, 0x04],
-        b"MQTT",
-        &[0x04, 0x02, 0x00, 0x3C, 0x00, 0x00],
-    ]);
+    let expected = cat(&[&[0x10, 0x0C, 0x00, 0x04], b"MQTT", &[0x04, 0x02, 0x00, 0x3C, 0x00, 0x00]]);
     assert_vector(Packet::Connect(Box::new(connect)), V4, &expected);
 }
 
@@ -148,26 +141,16 @@ fn connect_mqtt_3_1_uses_mqisdp_level_3() {
     ]);
     // CONNECT is decoded by the level it carries, whatever the connection assumed.
     assert_vector(Packet::Connect(Box::new(connect.clone())), V4, &expected);
-    assert_vector(
-        Packet::Connect(Box::new(connect)),
-        ProtocolVersion::V3_1,
-        &expected,
-    );
+    assert_vector(Packet::Connect(Box::new(connect)), ProtocolVersion::V3_1, &expected);
 }
 
 #[test]
 fn connack() {
-    let accepted = ConnAck {
-        session_present: true,
-        code: ConnectReturnCode::ACCEPTED,
-        properties: Properties::default(),
-    };
+    let accepted =
+        ConnAck { session_present: true, code: ConnectReturnCode::ACCEPTED, properties: Properties::default() };
     assert_vector(Packet::ConnAck(accepted), V4, &[0x20, 0x02, 0x01, 0x00]);
-    let refused = ConnAck {
-        session_present: false,
-        code: ConnectReturnCode::NOT_AUTHORIZED,
-        properties: Properties::default(),
-    };
+    let refused =
+        ConnAck { session_present: false, code: ConnectReturnCode::NOT_AUTHORIZED, properties: Properties::default() };
     assert_vector(Packet::ConnAck(refused), V4, &[0x20, 0x02, 0x00, 0x05]);
 }
 
@@ -192,21 +175,13 @@ fn publish_qos0() {
 #[test]
 fn publish_qos1_dup_retain() {
     let expected = cat(&[&[0x3B, 0x09, 0x00, 0x03], b"a/b", &[0x00, 0x0A], b"hi"]);
-    assert_vector(
-        publish(QoS::AtLeastOnce, Some(10), true, true),
-        V4,
-        &expected,
-    );
+    assert_vector(publish(QoS::AtLeastOnce, Some(10), true, true), V4, &expected);
 }
 
 #[test]
 fn publish_qos2() {
     let expected = cat(&[&[0x34, 0x09, 0x00, 0x03], b"a/b", &[0xFF, 0xFF], b"hi"]);
-    assert_vector(
-        publish(QoS::ExactlyOnce, Some(65535), false, false),
-        V4,
-        &expected,
-    );
+    assert_vector(publish(QoS::ExactlyOnce, Some(65535), false, false), V4, &expected);
 }
 
 #[test]
@@ -242,28 +217,16 @@ fn subscribe() {
         filters: vec![
             SubscribeFilter {
                 filter: "a/b".into(),
-                options: SubscriptionOptions {
-                    qos: QoS::AtLeastOnce,
-                    ..Default::default()
-                },
+                options: SubscriptionOptions { qos: QoS::AtLeastOnce, ..Default::default() },
             },
             SubscribeFilter {
                 filter: "#".into(),
-                options: SubscriptionOptions {
-                    qos: QoS::ExactlyOnce,
-                    ..Default::default()
-                },
+                options: SubscriptionOptions { qos: QoS::ExactlyOnce, ..Default::default() },
             },
         ],
         properties: Properties::default(),
     });
-    let expected = cat(&[
-        &[0x82, 0x0C, 0x00, 0x0A, 0x00, 0x03],
-        b"a/b",
-        &[0x01, 0x00, 0x01],
-        b"#",
-        &[0x02],
-    ]);
+    let expected = cat(&[&[0x82, 0x0C, 0x00, 0x0A, 0x00, 0x03], b"a/b", &[0x01, 0x00, 0x01], b"#", &[0x02]]);
     assert_vector(packet, V4, &expected);
 }
 
@@ -274,11 +237,7 @@ fn suback() {
         return_codes: vec![0x00, 0x01, 0x02, 0x80],
         properties: Properties::default(),
     });
-    assert_vector(
-        packet,
-        V4,
-        &[0x90, 0x06, 0x00, 0x0A, 0x00, 0x01, 0x02, 0x80],
-    );
+    assert_vector(packet, V4, &[0x90, 0x06, 0x00, 0x0A, 0x00, 0x01, 0x02, 0x80]);
 }
 
 #[test]
@@ -288,22 +247,14 @@ fn unsubscribe() {
         filters: vec!["a/b".into(), "#".into()],
         properties: Properties::default(),
     });
-    let expected = cat(&[
-        &[0xA2, 0x0A, 0x00, 0x0B, 0x00, 0x03],
-        b"a/b",
-        &[0x00, 0x01],
-        b"#",
-    ]);
+    let expected = cat(&[&[0xA2, 0x0A, 0x00, 0x0B, 0x00, 0x03], b"a/b", &[0x00, 0x01], b"#"]);
     assert_vector(packet, V4, &expected);
 }
 
 #[test]
 fn unsuback() {
-    let packet = Packet::UnsubAck(UnsubAck {
-        packet_id: pid(11),
-        reason_codes: Vec::new(),
-        properties: Properties::default(),
-    });
+    let packet =
+        Packet::UnsubAck(UnsubAck { packet_id: pid(11), reason_codes: Vec::new(), properties: Properties::default() });
     assert_vector(packet, V4, &[0xB0, 0x02, 0x00, 0x0B]);
 }
 
@@ -318,10 +269,7 @@ fn ping_and_disconnect() {
 fn non_minimal_remaining_length_is_accepted() {
     // 0x80 0x00 is remaining length 0 in two bytes instead of one ([MQTT-1.5.5]).
     let mut buf = BytesMut::from(&[0xC0, 0x80, 0x00][..]);
-    let options = DecodeOptions {
-        version: V4,
-        max_packet_size: usize::MAX,
-    };
+    let options = DecodeOptions { version: V4, max_packet_size: usize::MAX };
     assert_eq!(decode(&mut buf, &options), Ok(Some(Packet::PingReq)));
     assert!(buf.is_empty());
 }

@@ -20,24 +20,15 @@ fn assert_vector(packet: Packet, expected: &[u8]) {
     assert_eq!(&buf[..], expected, "encoding of {packet:?}");
     assert_eq!(encoded_len(&packet, V5), Ok(expected.len()));
     let mut buf = BytesMut::from(expected);
-    let options = DecodeOptions {
-        version: V5,
-        max_packet_size: usize::MAX,
-    };
+    let options = DecodeOptions { version: V5, max_packet_size: usize::MAX };
     assert_eq!(decode(&mut buf, &options), Ok(Some(packet)));
     assert!(buf.is_empty());
 }
 
 /// Asserts `bytes` decode to `packet` (for wire forms the encoder does not produce).
 fn assert_decodes(bytes: &[u8], packet: Packet) {
-    let options = DecodeOptions {
-        version: V5,
-        max_packet_size: usize::MAX,
-    };
-    assert_eq!(
-        decode(&mut BytesMut::from(bytes), &options),
-        Ok(Some(packet))
-    );
+    let options = DecodeOptions { version: V5, max_packet_size: usize::MAX };
+    assert_eq!(decode(&mut BytesMut::from(bytes), &options), Ok(Some(packet)));
 }
 
 #[test]
@@ -54,17 +45,11 @@ fn connect_spec_example_with_will_properties() {
             payload: Bytes::from_static(b"bye"),
             qos: QoS::AtLeastOnce,
             retain: false,
-            properties: Properties {
-                will_delay_interval: Some(5),
-                ..Properties::default()
-            },
+            properties: Properties { will_delay_interval: Some(5), ..Properties::default() },
         }),
         username: Some("u".into()),
         password: Some(Bytes::from_static(b"p")),
-        properties: Properties {
-            session_expiry_interval: Some(10),
-            ..Properties::default()
-        },
+        properties: Properties { session_expiry_interval: Some(10), ..Properties::default() },
     };
     let expected = cat(&[
         &[0x10, 0x28, 0x00, 0x04],
@@ -141,11 +126,7 @@ fn connack_with_server_properties() {
 
 #[test]
 fn connack_failure() {
-    let ack = ConnAck {
-        session_present: false,
-        code: ConnectReturnCode(0x87),
-        properties: Properties::default(),
-    };
+    let ack = ConnAck { session_present: false, code: ConnectReturnCode(0x87), properties: Properties::default() };
     assert_vector(Packet::ConnAck(ack), &[0x20, 0x03, 0x00, 0x87, 0x00]);
 }
 
@@ -197,15 +178,9 @@ fn publish_qos0_with_empty_topic_for_an_alias() {
         topic: TopicName::new("").unwrap(),
         packet_id: None,
         payload: Bytes::from_static(b"hi"),
-        properties: Properties {
-            topic_alias: Some(2),
-            ..Properties::default()
-        },
+        properties: Properties { topic_alias: Some(2), ..Properties::default() },
     };
-    assert_vector(
-        Packet::Publish(publish),
-        &[0x31, 0x08, 0x00, 0x00, 0x03, 0x23, 0x00, 0x02, b'h', b'i'],
-    );
+    assert_vector(Packet::Publish(publish), &[0x31, 0x08, 0x00, 0x00, 0x03, 0x23, 0x00, 0x02, b'h', b'i']);
 }
 
 #[test]
@@ -213,43 +188,23 @@ fn publish_acknowledgements() {
     let plain = PubResponse::new(pid(10));
     assert_vector(Packet::PubAck(plain.clone()), &[0x40, 0x02, 0x00, 0x0A]);
     assert_vector(Packet::PubComp(plain), &[0x70, 0x02, 0x00, 0x0A]);
-    let no_subscribers = PubResponse {
-        packet_id: pid(10),
-        reason_code: 0x10,
-        properties: Properties::default(),
-    };
-    assert_vector(
-        Packet::PubAck(no_subscribers),
-        &[0x40, 0x03, 0x00, 0x0A, 0x10],
-    );
+    let no_subscribers = PubResponse { packet_id: pid(10), reason_code: 0x10, properties: Properties::default() };
+    assert_vector(Packet::PubAck(no_subscribers), &[0x40, 0x03, 0x00, 0x0A, 0x10]);
     let refused = PubResponse {
         packet_id: pid(10),
         reason_code: 0x80,
-        properties: Properties {
-            reason_string: Some("nope".into()),
-            ..Properties::default()
-        },
+        properties: Properties { reason_string: Some("nope".into()), ..Properties::default() },
     };
-    let expected = cat(&[
-        &[0x50, 0x0B, 0x00, 0x0A, 0x80, 0x07, 0x1F, 0x00, 0x04],
-        b"nope",
-    ]);
+    let expected = cat(&[&[0x50, 0x0B, 0x00, 0x0A, 0x80, 0x07, 0x1F, 0x00, 0x04], b"nope"]);
     assert_vector(Packet::PubRec(refused), &expected);
-    let not_found = PubResponse {
-        packet_id: pid(10),
-        reason_code: 0x92,
-        properties: Properties::default(),
-    };
+    let not_found = PubResponse { packet_id: pid(10), reason_code: 0x92, properties: Properties::default() };
     assert_vector(Packet::PubRel(not_found), &[0x62, 0x03, 0x00, 0x0A, 0x92]);
 }
 
 #[test]
 fn acknowledgement_with_success_and_empty_property_block_decodes() {
     // Remaining length 4: reason code 0 and a property length of 0, written by some clients.
-    assert_decodes(
-        &[0x40, 0x04, 0x00, 0x0A, 0x00, 0x00],
-        Packet::PubAck(PubResponse::new(pid(10))),
-    );
+    assert_decodes(&[0x40, 0x04, 0x00, 0x0A, 0x00, 0x00], Packet::PubAck(PubResponse::new(pid(10))));
 }
 
 #[test]
@@ -275,32 +230,17 @@ fn subscribe_with_all_options_and_identifier() {
                 },
             },
         ],
-        properties: Properties {
-            subscription_identifiers: vec![7],
-            ..Properties::default()
-        },
+        properties: Properties { subscription_identifiers: vec![7], ..Properties::default() },
     };
-    let expected = cat(&[
-        &[0x82, 0x0F, 0x00, 0x0A, 0x02, 0x0B, 0x07, 0x00, 0x03],
-        b"a/b",
-        &[0x2D, 0x00, 0x01],
-        b"#",
-        &[0x10],
-    ]);
+    let expected =
+        cat(&[&[0x82, 0x0F, 0x00, 0x0A, 0x02, 0x0B, 0x07, 0x00, 0x03], b"a/b", &[0x2D, 0x00, 0x01], b"#", &[0x10]]);
     assert_vector(Packet::Subscribe(subscribe), &expected);
 }
 
 #[test]
 fn suback_with_v5_reason_codes() {
-    let ack = SubAck {
-        packet_id: pid(10),
-        return_codes: vec![0x01, 0xA2],
-        properties: Properties::default(),
-    };
-    assert_vector(
-        Packet::SubAck(ack),
-        &[0x90, 0x05, 0x00, 0x0A, 0x00, 0x01, 0xA2],
-    );
+    let ack = SubAck { packet_id: pid(10), return_codes: vec![0x01, 0xA2], properties: Properties::default() };
+    assert_vector(Packet::SubAck(ack), &[0x90, 0x05, 0x00, 0x0A, 0x00, 0x01, 0xA2]);
 }
 
 #[test]
@@ -308,31 +248,17 @@ fn unsubscribe_with_user_property() {
     let unsubscribe = Unsubscribe {
         packet_id: pid(11),
         filters: vec!["a/b".into()],
-        properties: Properties {
-            user_properties: vec![("k".into(), "v".into())],
-            ..Properties::default()
-        },
+        properties: Properties { user_properties: vec![("k".into(), "v".into())], ..Properties::default() },
     };
-    let expected = cat(&[
-        &[
-            0xA2, 0x0F, 0x00, 0x0B, 0x07, 0x26, 0x00, 0x01, b'k', 0x00, 0x01, b'v', 0x00, 0x03,
-        ],
-        b"a/b",
-    ]);
+    let expected =
+        cat(&[&[0xA2, 0x0F, 0x00, 0x0B, 0x07, 0x26, 0x00, 0x01, b'k', 0x00, 0x01, b'v', 0x00, 0x03], b"a/b"]);
     assert_vector(Packet::Unsubscribe(unsubscribe), &expected);
 }
 
 #[test]
 fn unsuback_with_reason_codes() {
-    let ack = UnsubAck {
-        packet_id: pid(11),
-        reason_codes: vec![0x00, 0x11],
-        properties: Properties::default(),
-    };
-    assert_vector(
-        Packet::UnsubAck(ack),
-        &[0xB0, 0x05, 0x00, 0x0B, 0x00, 0x00, 0x11],
-    );
+    let ack = UnsubAck { packet_id: pid(11), reason_codes: vec![0x00, 0x11], properties: Properties::default() };
+    assert_vector(Packet::UnsubAck(ack), &[0xB0, 0x05, 0x00, 0x0B, 0x00, 0x00, 0x11]);
 }
 
 #[test]
@@ -344,22 +270,13 @@ fn ping() {
 #[test]
 fn disconnect_forms() {
     assert_vector(Packet::Disconnect(Disconnect::default()), &[0xE0, 0x00]);
-    let with_will = Disconnect {
-        reason_code: 0x04,
-        properties: Properties::default(),
-    };
+    let with_will = Disconnect { reason_code: 0x04, properties: Properties::default() };
     assert_vector(Packet::Disconnect(with_will), &[0xE0, 0x01, 0x04]);
     let expiry = Disconnect {
         reason_code: 0x00,
-        properties: Properties {
-            session_expiry_interval: Some(0),
-            ..Properties::default()
-        },
+        properties: Properties { session_expiry_interval: Some(0), ..Properties::default() },
     };
-    assert_vector(
-        Packet::Disconnect(expiry),
-        &[0xE0, 0x07, 0x00, 0x05, 0x11, 0x00, 0x00, 0x00, 0x00],
-    );
+    assert_vector(Packet::Disconnect(expiry), &[0xE0, 0x07, 0x00, 0x05, 0x11, 0x00, 0x00, 0x00, 0x00]);
 }
 
 #[test]
@@ -373,18 +290,8 @@ fn auth_forms() {
             ..Properties::default()
         },
     };
-    let expected = cat(&[
-        &[0xF0, 0x0F, 0x18, 0x0D, 0x15, 0x00, 0x05],
-        b"SCRAM",
-        &[0x16, 0x00, 0x02, 0x01, 0x02],
-    ]);
+    let expected = cat(&[&[0xF0, 0x0F, 0x18, 0x0D, 0x15, 0x00, 0x05], b"SCRAM", &[0x16, 0x00, 0x02, 0x01, 0x02]]);
     assert_vector(Packet::Auth(continue_auth), &expected);
     // A reason code alone (remaining length 1) is accepted too.
-    assert_decodes(
-        &[0xF0, 0x01, 0x19],
-        Packet::Auth(Auth {
-            reason_code: 0x19,
-            properties: Properties::default(),
-        }),
-    );
+    assert_decodes(&[0xF0, 0x01, 0x19], Packet::Auth(Auth { reason_code: 0x19, properties: Properties::default() }));
 }

@@ -46,9 +46,7 @@ pub struct Broker {
 
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Broker")
-            .field("limits", &self.limits)
-            .finish_non_exhaustive()
+        f.debug_struct("Broker").field("limits", &self.limits).finish_non_exhaustive()
     }
 }
 
@@ -63,8 +61,7 @@ fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 }
 
 fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Broker {
@@ -117,11 +114,7 @@ impl Broker {
         }
         let stored = StoredSession {
             client_id: client_id.clone(),
-            subscriptions: state
-                .subscriptions
-                .iter()
-                .map(|(f, o)| (f.clone(), *o))
-                .collect(),
+            subscriptions: state.subscriptions.iter().map(|(f, o)| (f.clone(), *o)).collect(),
         };
         self.store_result(self.store.put_session(&stored));
     }
@@ -157,19 +150,10 @@ impl Broker {
                 }
                 let generation = state.generation;
                 drop(state);
-                return Claim {
-                    session: existing,
-                    generation,
-                    session_present: true,
-                    previous_owner,
-                };
+                return Claim { session: existing, generation, session_present: true, previous_owner };
             }
             // Discard the old session ([MQTT-3.1.2-6]); its fenced connection will not touch it.
-            let filters: Vec<TopicFilter> = state
-                .subscriptions
-                .drain()
-                .map(|(filter, _)| filter)
-                .collect();
+            let filters: Vec<TopicFilter> = state.subscriptions.drain().map(|(filter, _)| filter).collect();
             state.clear_queue();
             state.inflight.clear();
             state.incoming_qos2.clear();
@@ -188,12 +172,7 @@ impl Broker {
                 self.store_session(client_id, &state);
             }
             sessions.insert(client_id.clone(), session.clone());
-            return Claim {
-                session,
-                generation: generation + 1,
-                session_present: false,
-                previous_owner,
-            };
+            return Claim { session, generation: generation + 1, session_present: false, previous_owner };
         }
         let session = Arc::new(Session::new(client_id.clone(), persistent));
         let generation = {
@@ -204,12 +183,7 @@ impl Broker {
             state.generation
         };
         sessions.insert(client_id.clone(), session.clone());
-        Claim {
-            session,
-            generation,
-            session_present: false,
-            previous_owner: None,
-        }
+        Claim { session, generation, session_present: false, previous_owner: None }
     }
 
     /// Called when the connection of `generation` ends. A clean session ends with it
@@ -225,19 +199,12 @@ impl Broker {
         if state.persistent {
             return;
         }
-        let filters: Vec<TopicFilter> = state
-            .subscriptions
-            .drain()
-            .map(|(filter, _)| filter)
-            .collect();
+        let filters: Vec<TopicFilter> = state.subscriptions.drain().map(|(filter, _)| filter).collect();
         state.clear_queue();
         state.inflight.clear();
         drop(state);
         self.unsubscribe_all(&session.client_id, &filters);
-        if sessions
-            .get(&session.client_id)
-            .is_some_and(|s| Arc::ptr_eq(s, session))
-        {
+        if sessions.get(&session.client_id).is_some_and(|s| Arc::ptr_eq(s, session)) {
             sessions.remove(&session.client_id);
         }
     }
@@ -251,12 +218,7 @@ impl Broker {
 
     /// Adds a subscription to the index; the caller records it in the session's state while
     /// holding that session's lock, so the two agree.
-    pub fn subscribe(
-        &self,
-        client_id: &ClientId,
-        filter: &TopicFilter,
-        options: SubscriptionOptions,
-    ) -> bool {
+    pub fn subscribe(&self, client_id: &ClientId, filter: &TopicFilter, options: SubscriptionOptions) -> bool {
         write(&self.subscriptions).insert(filter, client_id, options)
     }
 

@@ -19,11 +19,7 @@ const MQTT31_MAX_CLIENT_ID: usize = 23;
 pub enum ConnectOutcome {
     /// Send the CONNACK, then serve the connection. `previous_owner` must be woken so the
     /// connection it belongs to notices the takeover and closes.
-    Accepted {
-        connection: Box<Connection>,
-        connack: ConnAck,
-        previous_owner: Option<Arc<dyn SessionWaker>>,
-    },
+    Accepted { connection: Box<Connection>, connack: ConnAck, previous_owner: Option<Arc<dyn SessionWaker>> },
     /// Send the CONNACK, then close ([MQTT-3.2.2-5]).
     Refused(ConnAck),
     /// Close without CONNACK.
@@ -31,11 +27,7 @@ pub enum ConnectOutcome {
 }
 
 fn refuse(code: ConnectReturnCode) -> ConnectOutcome {
-    ConnectOutcome::Refused(ConnAck {
-        session_present: false,
-        code,
-        properties: Properties::default(),
-    })
+    ConnectOutcome::Refused(ConnAck { session_present: false, code, properties: Properties::default() })
 }
 
 /// Handles a CONNECT that the codec decoded. `current_connections` counts this one.
@@ -46,11 +38,7 @@ pub fn accept_connect(
     current_connections: usize,
     waker: Arc<dyn SessionWaker>,
 ) -> ConnectOutcome {
-    if connect
-        .will
-        .as_ref()
-        .is_some_and(|will| will.topic.is_empty())
-    {
+    if connect.will.as_ref().is_some_and(|will| will.topic.is_empty()) {
         return ConnectOutcome::Invalid(ProtocolError::EmptyWillTopic);
     }
     let max = broker.limits.max_connections;
@@ -67,9 +55,7 @@ pub fn accept_connect(
         }
         ClientId::generate()
     } else {
-        if connect.protocol == ProtocolVersion::V3_1
-            && connect.client_id.chars().count() > MQTT31_MAX_CLIENT_ID
-        {
+        if connect.protocol == ProtocolVersion::V3_1 && connect.client_id.chars().count() > MQTT31_MAX_CLIENT_ID {
             Metrics::incr(&broker.metrics.connections_refused);
             return refuse(ConnectReturnCode::IDENTIFIER_REJECTED);
         }
@@ -85,17 +71,6 @@ pub fn accept_connect(
         properties: Properties::default(),
     };
     Metrics::incr(&broker.metrics.connections_total);
-    let connection = Connection::new(
-        broker.clone(),
-        claim.session,
-        claim.generation,
-        &connect,
-        client_id,
-        now,
-    );
-    ConnectOutcome::Accepted {
-        connection: Box::new(connection),
-        connack,
-        previous_owner: claim.previous_owner,
-    }
+    let connection = Connection::new(broker.clone(), claim.session, claim.generation, &connect, client_id, now);
+    ConnectOutcome::Accepted { connection: Box::new(connection), connack, previous_owner: claim.previous_owner }
 }

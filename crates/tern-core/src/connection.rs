@@ -8,8 +8,8 @@ use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tern_codec::{
-    Connect, LastWill, Packet, PacketId, ProtocolVersion, PubResponse, Publish, QoS, SubAck,
-    Subscribe, SubscriptionOptions, TopicFilter, UnsubAck, Unsubscribe,
+    Connect, LastWill, Packet, PacketId, ProtocolVersion, PubResponse, Publish, QoS, SubAck, Subscribe,
+    SubscriptionOptions, TopicFilter, UnsubAck, Unsubscribe,
 };
 
 use crate::broker::Broker;
@@ -45,8 +45,8 @@ impl Connection {
         client_id: ClientId,
         now: Instant,
     ) -> Connection {
-        let keep_alive_grace = (connect.keep_alive > 0)
-            .then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500));
+        let keep_alive_grace =
+            (connect.keep_alive > 0).then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500));
         let resend_pending = !session.lock().inflight.is_empty();
         Connection {
             broker,
@@ -71,8 +71,7 @@ impl Connection {
 
     /// When the connection must be closed unless a packet arrives first.
     pub fn keep_alive_deadline(&self) -> Option<Instant> {
-        self.keep_alive_grace
-            .map(|grace| self.last_received + grace)
+        self.keep_alive_grace.map(|grace| self.last_received + grace)
     }
 
     /// Checks the keep alive deadline ([MQTT-3.1.2-24]).
@@ -84,12 +83,7 @@ impl Connection {
     }
 
     /// Handles one packet from the client, appending the packets to send to `out`.
-    pub fn handle_packet(
-        &mut self,
-        now: Instant,
-        packet: Packet,
-        out: &mut Vec<Packet>,
-    ) -> Result<(), CloseReason> {
+    pub fn handle_packet(&mut self, now: Instant, packet: Packet, out: &mut Vec<Packet>) -> Result<(), CloseReason> {
         self.last_received = now;
         match packet {
             Packet::Publish(publish) => self.handle_publish(publish, out)?,
@@ -120,11 +114,7 @@ impl Connection {
         lock_owned(&self.session, self.generation)
     }
 
-    fn handle_publish(
-        &mut self,
-        publish: Publish,
-        out: &mut Vec<Packet>,
-    ) -> Result<(), CloseReason> {
+    fn handle_publish(&mut self, publish: Publish, out: &mut Vec<Packet>) -> Result<(), CloseReason> {
         if publish.topic.is_empty() {
             return Err(ProtocolError::EmptyTopicName.into());
         }
@@ -147,11 +137,7 @@ impl Connection {
         Ok(())
     }
 
-    fn handle_pubrel(
-        &mut self,
-        packet_id: PacketId,
-        out: &mut Vec<Packet>,
-    ) -> Result<(), CloseReason> {
+    fn handle_pubrel(&mut self, packet_id: PacketId, out: &mut Vec<Packet>) -> Result<(), CloseReason> {
         // PUBCOMP even for an unknown id, so a client that lost our PUBCOMP can finish
         // ([MQTT-4.3.3-2]).
         self.owned_session()?.incoming_qos2.remove(&packet_id);
@@ -169,11 +155,7 @@ impl Connection {
         Ok(())
     }
 
-    fn handle_pubrec(
-        &mut self,
-        packet_id: PacketId,
-        out: &mut Vec<Packet>,
-    ) -> Result<(), CloseReason> {
+    fn handle_pubrec(&mut self, packet_id: PacketId, out: &mut Vec<Packet>) -> Result<(), CloseReason> {
         let mut state = self.owned_session()?;
         if let Some(index) = state.inflight_position(packet_id) {
             let entry = &mut state.inflight[index];
@@ -196,11 +178,7 @@ impl Connection {
         Ok(())
     }
 
-    fn handle_subscribe(
-        &mut self,
-        subscribe: Subscribe,
-        out: &mut Vec<Packet>,
-    ) -> Result<(), CloseReason> {
+    fn handle_subscribe(&mut self, subscribe: Subscribe, out: &mut Vec<Packet>) -> Result<(), CloseReason> {
         let mut state = self.owned_session()?;
         let mut return_codes = Vec::with_capacity(subscribe.filters.len());
         let mut retained = Vec::new();
@@ -209,10 +187,7 @@ impl Connection {
                 return_codes.push(SubAck::FAILURE);
                 continue;
             };
-            let options = SubscriptionOptions {
-                qos: requested.options.qos,
-                ..requested.options
-            };
+            let options = SubscriptionOptions { qos: requested.options.qos, ..requested.options };
             // A subscription to the same filter replaces the old one ([MQTT-3.8.4-3]).
             state.subscriptions.insert(filter.clone(), options);
             self.broker.subscribe(&self.client_id, &filter, options);
@@ -221,11 +196,7 @@ impl Connection {
             // [MQTT-3.3.1-8]).
             for message in self.broker.retained_matching(&filter) {
                 let qos = message.qos.min(options.qos);
-                retained.push(Delivery {
-                    message,
-                    qos,
-                    retain: true,
-                });
+                retained.push(Delivery { message, qos, retain: true });
             }
         }
         self.broker.store_session(&self.client_id, &state);
@@ -241,11 +212,7 @@ impl Connection {
         Ok(())
     }
 
-    fn handle_unsubscribe(
-        &mut self,
-        unsubscribe: Unsubscribe,
-        out: &mut Vec<Packet>,
-    ) -> Result<(), CloseReason> {
+    fn handle_unsubscribe(&mut self, unsubscribe: Unsubscribe, out: &mut Vec<Packet>) -> Result<(), CloseReason> {
         let mut state = self.owned_session()?;
         for filter in &unsubscribe.filters {
             let Ok(filter) = TopicFilter::new(filter) else {
@@ -268,25 +235,15 @@ impl Connection {
     /// Appends up to `max_packets` outgoing PUBLISH/PUBREL packets: first, on a resumed
     /// session, every unacknowledged message again in its original order (PUBLISH with DUP,
     /// or PUBREL) ([MQTT-4.4.0-1]); then queued messages within the in-flight window.
-    pub fn poll_outgoing(
-        &mut self,
-        out: &mut Vec<Packet>,
-        max_packets: usize,
-    ) -> Result<(), CloseReason> {
+    pub fn poll_outgoing(&mut self, out: &mut Vec<Packet>, max_packets: usize) -> Result<(), CloseReason> {
         let max_inflight = self.broker.limits.max_inflight_messages;
         let mut state = lock_owned(&self.session, self.generation)?;
         if self.resend_pending {
             self.resend_pending = false;
             for entry in &state.inflight {
                 out.push(match entry.state {
-                    OutgoingState::AwaitingPubComp => {
-                        Packet::PubRel(PubResponse::new(entry.packet_id))
-                    }
-                    _ => Packet::Publish(outgoing_publish(
-                        &entry.delivery,
-                        Some(entry.packet_id),
-                        true,
-                    )),
+                    OutgoingState::AwaitingPubComp => Packet::PubRel(PubResponse::new(entry.packet_id)),
+                    _ => Packet::Publish(outgoing_publish(&entry.delivery, Some(entry.packet_id), true)),
                 });
             }
         }
@@ -304,17 +261,11 @@ impl Connection {
                     } else {
                         OutgoingState::AwaitingPubRec
                     };
-                    state.inflight.push_back(Inflight {
-                        packet_id,
-                        delivery: delivery.clone(),
-                        state: waiting,
-                    });
+                    state.inflight.push_back(Inflight { packet_id, delivery: delivery.clone(), state: waiting });
                     Some(packet_id)
                 }
             };
-            out.push(Packet::Publish(outgoing_publish(
-                &delivery, packet_id, false,
-            )));
+            out.push(Packet::Publish(outgoing_publish(&delivery, packet_id, false)));
             sent += 1;
         }
         drop(state);
@@ -324,29 +275,39 @@ impl Connection {
         Ok(())
     }
 
+    /// Publishes the will now, because the server is shutting down ([MQTT-3.1.2-8]); the
+    /// connection keeps serving so the will can still reach its subscribers, and
+    /// [`Connection::close`] will not publish it again.
+    pub fn publish_will_for_shutdown(&mut self) {
+        if let Some(will) = self.will.take() {
+            self.publish_will(will);
+        }
+    }
+
+    fn publish_will(&self, will: LastWill) {
+        Metrics::incr(&self.broker.metrics.wills_published);
+        self.broker.publish(Message {
+            topic: will.topic,
+            payload: will.payload,
+            qos: will.qos,
+            retain: will.retain,
+            properties: will.properties,
+        });
+    }
+
     /// Ends the connection: publishes the will unless the client sent DISCONNECT
     /// ([MQTT-3.1.2-8]), and releases the session (a clean one ends here).
     pub fn close(mut self, reason: &CloseReason) {
         if let Some(will) = self.will.take() {
             if reason.publishes_will() {
-                Metrics::incr(&self.broker.metrics.wills_published);
-                self.broker.publish(Message {
-                    topic: will.topic,
-                    payload: will.payload,
-                    qos: will.qos,
-                    retain: will.retain,
-                    properties: will.properties,
-                });
+                self.publish_will(will);
             }
         }
         self.broker.release(&self.session, self.generation);
     }
 }
 
-fn lock_owned(
-    session: &Session,
-    generation: u64,
-) -> Result<MutexGuard<'_, SessionState>, CloseReason> {
+fn lock_owned(session: &Session, generation: u64) -> Result<MutexGuard<'_, SessionState>, CloseReason> {
     let state = session.lock();
     if state.generation != generation {
         return Err(CloseReason::TakenOver);
@@ -381,13 +342,7 @@ mod tests {
         fn wake(&self) {}
     }
 
-    fn connect(
-        broker: &Arc<Broker>,
-        id: &str,
-        clean: bool,
-        keep_alive: u16,
-        now: Instant,
-    ) -> (Connection, bool) {
+    fn connect(broker: &Arc<Broker>, id: &str, clean: bool, keep_alive: u16, now: Instant) -> (Connection, bool) {
         let packet = Connect {
             protocol: ProtocolVersion::V3_1_1,
             clean_start: clean,
@@ -399,11 +354,7 @@ mod tests {
             properties: Properties::default(),
         };
         match accept_connect(broker, packet, now, 1, Arc::new(NoopWaker)) {
-            ConnectOutcome::Accepted {
-                connection,
-                connack,
-                ..
-            } => (*connection, connack.session_present),
+            ConnectOutcome::Accepted { connection, connack, .. } => (*connection, connack.session_present),
             _ => panic!("connect refused"),
         }
     }
@@ -426,10 +377,7 @@ mod tests {
             packet_id: PacketId::new(1).unwrap(),
             filters: vec![SubscribeFilter {
                 filter: filter.into(),
-                options: SubscriptionOptions {
-                    qos,
-                    ..Default::default()
-                },
+                options: SubscriptionOptions { qos, ..Default::default() },
             }],
             properties: Properties::default(),
         });
@@ -449,25 +397,13 @@ mod tests {
         let broker = Arc::new(Broker::default());
         let start = Instant::now();
         let (mut connection, _) = connect(&broker, "k", true, 10, start);
-        assert_eq!(
-            connection.keep_alive_deadline(),
-            Some(start + Duration::from_secs(15))
-        );
-        assert!(connection
-            .handle_timeout(start + Duration::from_millis(14_999))
-            .is_ok());
+        assert_eq!(connection.keep_alive_deadline(), Some(start + Duration::from_secs(15)));
+        assert!(connection.handle_timeout(start + Duration::from_millis(14_999)).is_ok());
         let mut out = Vec::new();
-        connection
-            .handle_packet(start + Duration::from_secs(10), Packet::PingReq, &mut out)
-            .unwrap();
+        connection.handle_packet(start + Duration::from_secs(10), Packet::PingReq, &mut out).unwrap();
         assert_eq!(out, vec![Packet::PingResp]);
-        assert!(connection
-            .handle_timeout(start + Duration::from_secs(20))
-            .is_ok());
-        assert_eq!(
-            connection.handle_timeout(start + Duration::from_secs(25)),
-            Err(CloseReason::KeepAliveTimeout)
-        );
+        assert!(connection.handle_timeout(start + Duration::from_secs(20)).is_ok());
+        assert_eq!(connection.handle_timeout(start + Duration::from_secs(25)), Err(CloseReason::KeepAliveTimeout));
         let (no_keep_alive, _) = connect(&broker, "z", true, 0, start);
         assert_eq!(no_keep_alive.keep_alive_deadline(), None);
     }
@@ -481,39 +417,16 @@ mod tests {
         subscribe(&mut subscriber, "t", QoS::ExactlyOnce, now);
         let (mut publisher, _) = connect(&broker, "pub", true, 0, now);
         let mut out = Vec::new();
-        publisher
-            .handle_packet(
-                now,
-                publish("t", QoS::ExactlyOnce, Some(7), false),
-                &mut out,
-            )
-            .unwrap();
-        publisher
-            .handle_packet(now, publish("t", QoS::ExactlyOnce, Some(7), true), &mut out)
-            .unwrap();
+        publisher.handle_packet(now, publish("t", QoS::ExactlyOnce, Some(7), false), &mut out).unwrap();
+        publisher.handle_packet(now, publish("t", QoS::ExactlyOnce, Some(7), true), &mut out).unwrap();
         let rec = Packet::PubRec(PubResponse::new(PacketId::new(7).unwrap()));
         assert_eq!(out, vec![rec.clone(), rec]);
         out.clear();
-        publisher
-            .handle_packet(
-                now,
-                Packet::PubRel(PubResponse::new(PacketId::new(7).unwrap())),
-                &mut out,
-            )
-            .unwrap();
-        assert_eq!(
-            out,
-            vec![Packet::PubComp(PubResponse::new(PacketId::new(7).unwrap()))]
-        );
+        publisher.handle_packet(now, Packet::PubRel(PubResponse::new(PacketId::new(7).unwrap())), &mut out).unwrap();
+        assert_eq!(out, vec![Packet::PubComp(PubResponse::new(PacketId::new(7).unwrap()))]);
         assert_eq!(outgoing(&mut subscriber).len(), 1);
         // After PUBREL the id is free again: a new message with it is a new message.
-        publisher
-            .handle_packet(
-                now,
-                publish("t", QoS::ExactlyOnce, Some(7), false),
-                &mut out,
-            )
-            .unwrap();
+        publisher.handle_packet(now, publish("t", QoS::ExactlyOnce, Some(7), false), &mut out).unwrap();
         assert_eq!(outgoing(&mut subscriber).len(), 1);
     }
 
@@ -526,27 +439,9 @@ mod tests {
         subscribe(&mut subscriber, "t", QoS::ExactlyOnce, now);
         let (mut publisher, _) = connect(&broker, "pub", true, 0, now);
         let mut out = Vec::new();
-        publisher
-            .handle_packet(
-                now,
-                publish("t", QoS::AtLeastOnce, Some(1), false),
-                &mut out,
-            )
-            .unwrap();
-        publisher
-            .handle_packet(
-                now,
-                publish("t", QoS::ExactlyOnce, Some(2), false),
-                &mut out,
-            )
-            .unwrap();
-        publisher
-            .handle_packet(
-                now,
-                publish("t", QoS::ExactlyOnce, Some(3), false),
-                &mut out,
-            )
-            .unwrap();
+        publisher.handle_packet(now, publish("t", QoS::AtLeastOnce, Some(1), false), &mut out).unwrap();
+        publisher.handle_packet(now, publish("t", QoS::ExactlyOnce, Some(2), false), &mut out).unwrap();
+        publisher.handle_packet(now, publish("t", QoS::ExactlyOnce, Some(3), false), &mut out).unwrap();
         let first = outgoing(&mut subscriber);
         let ids: Vec<PacketId> = first
             .iter()
@@ -557,9 +452,7 @@ mod tests {
             .collect();
         // The subscriber acknowledges the second one with PUBREC only, then goes away.
         out.clear();
-        subscriber
-            .handle_packet(now, Packet::PubRec(PubResponse::new(ids[1])), &mut out)
-            .unwrap();
+        subscriber.handle_packet(now, Packet::PubRec(PubResponse::new(ids[1])), &mut out).unwrap();
         subscriber.close(&CloseReason::ConnectionLost);
 
         let (mut resumed, session_present) = connect(&broker, "sub", false, 0, now);
@@ -569,10 +462,7 @@ mod tests {
         match (&again[0], &again[1], &again[2]) {
             (Packet::Publish(a), Packet::PubRel(b), Packet::Publish(c)) => {
                 assert!(a.dup && c.dup);
-                assert_eq!(
-                    (a.packet_id, b.packet_id, c.packet_id),
-                    (Some(ids[0]), ids[1], Some(ids[2]))
-                );
+                assert_eq!((a.packet_id, b.packet_id, c.packet_id), (Some(ids[0]), ids[1], Some(ids[2])));
                 assert_eq!((a.qos, c.qos), (QoS::AtLeastOnce, QoS::ExactlyOnce));
             }
             other => panic!("unexpected resend {other:?}"),
@@ -590,29 +480,15 @@ mod tests {
         assert!(session_present);
         let mut out = Vec::new();
         assert_eq!(old.poll_outgoing(&mut out, 10), Err(CloseReason::TakenOver));
+        assert_eq!(old.handle_packet(now, Packet::PingReq, &mut out).map(|_| ()), Ok(()));
         assert_eq!(
-            old.handle_packet(now, Packet::PingReq, &mut out)
-                .map(|_| ()),
-            Ok(())
-        );
-        assert_eq!(
-            old.handle_packet(
-                now,
-                publish("x", QoS::ExactlyOnce, Some(1), false),
-                &mut out
-            ),
+            old.handle_packet(now, publish("x", QoS::ExactlyOnce, Some(1), false), &mut out),
             Err(CloseReason::TakenOver)
         );
         // The stale connection's close does not end the session it lost.
         old.close(&CloseReason::TakenOver);
         let (mut publisher, _) = connect(&broker, "pub", true, 0, now);
-        publisher
-            .handle_packet(
-                now,
-                publish("t", QoS::AtLeastOnce, Some(1), false),
-                &mut out,
-            )
-            .unwrap();
+        publisher.handle_packet(now, publish("t", QoS::AtLeastOnce, Some(1), false), &mut out).unwrap();
         assert_eq!(outgoing(&mut new).len(), 1);
     }
 

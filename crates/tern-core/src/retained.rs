@@ -150,13 +150,8 @@ mod tests {
 
     #[test]
     fn matching_agrees_with_filter_matching() {
-        let topics = [
-            "a", "a/b", "a/b/c", "b", "/", "/x", "$SYS/x", "$SYS", "a/", "x/y/z",
-        ];
-        let filters = [
-            "#", "+", "a", "a/b", "a/+", "a/#", "+/b", "+/+", "/", "/+", "$SYS/#", "+/#", "$SYS/+",
-            "+/+/+",
-        ];
+        let topics = ["a", "a/b", "a/b/c", "b", "/", "/x", "$SYS/x", "$SYS", "a/", "x/y/z"];
+        let filters = ["#", "+", "a", "a/b", "a/+", "a/#", "+/b", "+/+", "/", "/+", "$SYS/#", "+/#", "$SYS/+", "+/+/+"];
         let mut index = RetainedIndex::default();
         for t in topics {
             index.insert(message(t));
@@ -164,17 +159,10 @@ mod tests {
         assert_eq!(index.len(), topics.len());
         for f in filters {
             let filter = TopicFilter::new(f).unwrap();
-            let mut got: Vec<String> = index
-                .matching(&filter)
-                .iter()
-                .map(|m| m.topic.to_string())
-                .collect();
+            let mut got: Vec<String> = index.matching(&filter).iter().map(|m| m.topic.to_string()).collect();
             got.sort();
-            let mut expected: Vec<String> = topics
-                .iter()
-                .filter(|t| filter.matches(&TopicName::new(t).unwrap()))
-                .map(|t| t.to_string())
-                .collect();
+            let mut expected: Vec<String> =
+                topics.iter().filter(|t| filter.matches(&TopicName::new(t).unwrap())).map(|t| t.to_string()).collect();
             expected.sort();
             assert_eq!(got, expected, "filter {f:?}");
         }

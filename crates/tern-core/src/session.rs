@@ -29,9 +29,7 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session")
-            .field("client_id", &self.client_id)
-            .finish_non_exhaustive()
+        f.debug_struct("Session").field("client_id", &self.client_id).finish_non_exhaustive()
     }
 }
 
@@ -111,9 +109,7 @@ impl Session {
     /// Locks the state. A poisoned lock means a panic elsewhere already broke an invariant;
     /// the state is still structurally sound, so keep serving rather than cascade the panic.
     pub fn lock(&self) -> MutexGuard<'_, SessionState> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Offers a delivery to this session under its budget, and wakes its connection.
@@ -156,8 +152,7 @@ impl SessionState {
         }
         let cost = delivery.message.cost();
         let full = |state: &SessionState| {
-            state.queue.len() >= limits.max_queued_messages
-                || state.queued_bytes + cost > limits.max_queued_bytes
+            state.queue.len() >= limits.max_queued_messages || state.queued_bytes + cost > limits.max_queued_bytes
         };
         let mut displaced = 0;
         if full(self) {
@@ -265,73 +260,32 @@ mod tests {
 
     #[test]
     fn full_queue_drops_qos0_first_then_refuses() {
-        let limits = Limits {
-            max_queued_messages: 3,
-            ..Limits::default()
-        };
+        let limits = Limits { max_queued_messages: 3, ..Limits::default() };
         let metrics = Metrics::default();
         let session = online_session();
-        assert_eq!(
-            session.enqueue(delivery(QoS::AtMostOnce, b"a"), &limits, &metrics),
-            Enqueued::Queued
-        );
-        assert_eq!(
-            session.enqueue(delivery(QoS::AtLeastOnce, b"b"), &limits, &metrics),
-            Enqueued::Queued
-        );
-        assert_eq!(
-            session.enqueue(delivery(QoS::AtMostOnce, b"c"), &limits, &metrics),
-            Enqueued::Queued
-        );
+        assert_eq!(session.enqueue(delivery(QoS::AtMostOnce, b"a"), &limits, &metrics), Enqueued::Queued);
+        assert_eq!(session.enqueue(delivery(QoS::AtLeastOnce, b"b"), &limits, &metrics), Enqueued::Queued);
+        assert_eq!(session.enqueue(delivery(QoS::AtMostOnce, b"c"), &limits, &metrics), Enqueued::Queued);
         // Full: a new QoS 0 is dropped, a new QoS 1 displaces the oldest QoS 0.
-        assert_eq!(
-            session.enqueue(delivery(QoS::AtMostOnce, b"d"), &limits, &metrics),
-            Enqueued::DroppedQos0
-        );
-        assert_eq!(
-            session.enqueue(delivery(QoS::AtLeastOnce, b"e"), &limits, &metrics),
-            Enqueued::Queued
-        );
-        assert_eq!(
-            session.enqueue(delivery(QoS::ExactlyOnce, b"f"), &limits, &metrics),
-            Enqueued::Queued
-        );
-        assert_eq!(
-            session.enqueue(delivery(QoS::ExactlyOnce, b"g"), &limits, &metrics),
-            Enqueued::DroppedFull
-        );
+        assert_eq!(session.enqueue(delivery(QoS::AtMostOnce, b"d"), &limits, &metrics), Enqueued::DroppedQos0);
+        assert_eq!(session.enqueue(delivery(QoS::AtLeastOnce, b"e"), &limits, &metrics), Enqueued::Queued);
+        assert_eq!(session.enqueue(delivery(QoS::ExactlyOnce, b"f"), &limits, &metrics), Enqueued::Queued);
+        assert_eq!(session.enqueue(delivery(QoS::ExactlyOnce, b"g"), &limits, &metrics), Enqueued::DroppedFull);
         let mut state = session.lock();
-        let payloads: Vec<Bytes> = std::iter::from_fn(|| state.pop_sendable(10))
-            .map(|d| d.message.payload.clone())
-            .collect();
-        assert_eq!(
-            payloads,
-            vec![
-                Bytes::from_static(b"b"),
-                Bytes::from_static(b"e"),
-                Bytes::from_static(b"f")
-            ]
-        );
+        let payloads: Vec<Bytes> =
+            std::iter::from_fn(|| state.pop_sendable(10)).map(|d| d.message.payload.clone()).collect();
+        assert_eq!(payloads, vec![Bytes::from_static(b"b"), Bytes::from_static(b"e"), Bytes::from_static(b"f")]);
         assert_eq!(Metrics::get(&metrics.dropped_qos0_queue_full), 3);
         assert_eq!(Metrics::get(&metrics.dropped_queue_full), 1);
     }
 
     #[test]
     fn byte_budget_is_enforced() {
-        let limits = Limits {
-            max_queued_bytes: 10,
-            ..Limits::default()
-        };
+        let limits = Limits { max_queued_bytes: 10, ..Limits::default() };
         let metrics = Metrics::default();
         let session = online_session();
-        assert_eq!(
-            session.enqueue(delivery(QoS::AtLeastOnce, b"12345678"), &limits, &metrics),
-            Enqueued::Queued
-        );
-        assert_eq!(
-            session.enqueue(delivery(QoS::AtLeastOnce, b"12"), &limits, &metrics),
-            Enqueued::DroppedFull
-        );
+        assert_eq!(session.enqueue(delivery(QoS::AtLeastOnce, b"12345678"), &limits, &metrics), Enqueued::Queued);
+        assert_eq!(session.enqueue(delivery(QoS::AtLeastOnce, b"12"), &limits, &metrics), Enqueued::DroppedFull);
         assert_eq!(session.lock().queued_bytes(), 9);
     }
 
@@ -340,14 +294,8 @@ mod tests {
         let limits = Limits::default();
         let metrics = Metrics::default();
         let session = Session::new(ClientId::new("c"), true);
-        assert_eq!(
-            session.enqueue(delivery(QoS::AtMostOnce, b"a"), &limits, &metrics),
-            Enqueued::DroppedQos0
-        );
-        assert_eq!(
-            session.enqueue(delivery(QoS::AtLeastOnce, b"b"), &limits, &metrics),
-            Enqueued::Queued
-        );
+        assert_eq!(session.enqueue(delivery(QoS::AtMostOnce, b"a"), &limits, &metrics), Enqueued::DroppedQos0);
+        assert_eq!(session.enqueue(delivery(QoS::AtLeastOnce, b"b"), &limits, &metrics), Enqueued::Queued);
         assert_eq!(session.lock().queued_len(), 1);
     }
 

@@ -66,17 +66,13 @@ struct MemoryState {
 
 impl MemoryStore {
     fn lock(&self) -> MutexGuard<'_, MemoryState> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 impl SessionStore for MemoryStore {
     fn put_session(&self, session: &StoredSession) -> Result<(), StoreError> {
-        self.lock()
-            .sessions
-            .insert(session.client_id.clone(), session.clone());
+        self.lock().sessions.insert(session.client_id.clone(), session.clone());
         Ok(())
     }
 
@@ -92,9 +88,7 @@ impl SessionStore for MemoryStore {
 
 impl RetainedStore for MemoryStore {
     fn put_retained(&self, message: &Message) -> Result<(), StoreError> {
-        self.lock()
-            .retained
-            .insert(message.topic.clone(), message.clone());
+        self.lock().retained.insert(message.topic.clone(), message.clone());
         Ok(())
     }
 

@@ -41,20 +41,12 @@ pub struct Match {
 impl SubscriptionIndex {
     /// Adds or replaces `client_id`'s subscription to `filter`. Returns true when it already
     /// existed (and was replaced, [MQTT-3.8.4-3]).
-    pub fn insert(
-        &mut self,
-        filter: &TopicFilter,
-        client_id: &ClientId,
-        options: SubscriptionOptions,
-    ) -> bool {
+    pub fn insert(&mut self, filter: &TopicFilter, client_id: &ClientId, options: SubscriptionOptions) -> bool {
         let mut node = &mut self.root;
         for level in filter.levels() {
             node = node.children.entry(Box::from(level)).or_default();
         }
-        let existed = node
-            .subscribers
-            .insert(client_id.clone(), options)
-            .is_some();
+        let existed = node.subscribers.insert(client_id.clone(), options).is_some();
         if !existed {
             self.len += 1;
         }
@@ -106,10 +98,9 @@ fn remove_at(node: &mut Node, levels: &[&str], client_id: &ClientId) -> bool {
 }
 
 fn push_all(node: &Node, found: &mut Vec<Match>) {
-    found.extend(node.subscribers.iter().map(|(client_id, options)| Match {
-        client_id: client_id.clone(),
-        options: *options,
-    }));
+    found.extend(
+        node.subscribers.iter().map(|(client_id, options)| Match { client_id: client_id.clone(), options: *options }),
+    );
 }
 
 /// Walks the trie along `levels`. At the root of a `$` topic the wildcard children are skipped
@@ -141,11 +132,7 @@ fn merge_overlapping(mut found: Vec<Match>) -> Vec<Match> {
     if found.len() < 2 {
         return found;
     }
-    found.sort_by(|a, b| {
-        a.client_id
-            .cmp(&b.client_id)
-            .then(b.options.qos.cmp(&a.options.qos))
-    });
+    found.sort_by(|a, b| a.client_id.cmp(&b.client_id).then(b.options.qos.cmp(&a.options.qos)));
     found.dedup_by(|later, kept| later.client_id == kept.client_id);
     found
 }
@@ -165,10 +152,7 @@ mod tests {
     }
 
     fn qos(q: QoS) -> SubscriptionOptions {
-        SubscriptionOptions {
-            qos: q,
-            ..Default::default()
-        }
+        SubscriptionOptions { qos: q, ..Default::default() }
     }
 
     fn ids(matches: &[Match]) -> Vec<&str> {
@@ -179,19 +163,11 @@ mod tests {
 
     #[test]
     fn matches_agree_with_filter_matching() {
-        let filters = [
-            "#", "+", "a", "a/b", "a/+", "a/#", "+/b", "+/+", "/", "/+", "$SYS/#", "+/#", "a/b/c",
-        ];
-        let topics = [
-            "a", "a/b", "a/b/c", "b", "/", "/x", "$SYS/x", "$SYS", "a/", "",
-        ];
+        let filters = ["#", "+", "a", "a/b", "a/+", "a/#", "+/b", "+/+", "/", "/+", "$SYS/#", "+/#", "a/b/c"];
+        let topics = ["a", "a/b", "a/b/c", "b", "/", "/x", "$SYS/x", "$SYS", "a/", ""];
         let mut index = SubscriptionIndex::default();
         for (i, f) in filters.iter().enumerate() {
-            index.insert(
-                &filter(f),
-                &ClientId::new(&format!("c{i}")),
-                qos(QoS::AtMostOnce),
-            );
+            index.insert(&filter(f), &ClientId::new(&format!("c{i}")), qos(QoS::AtMostOnce));
         }
         for t in topics {
             let expected: Vec<String> = filters
@@ -225,10 +201,7 @@ mod tests {
         assert!(!index.insert(&filter("a/b"), &c, qos(QoS::AtMostOnce)));
         assert!(index.insert(&filter("a/b"), &c, qos(QoS::ExactlyOnce)));
         assert_eq!(index.len(), 1);
-        assert_eq!(
-            index.matches(&topic("a/b"))[0].options.qos,
-            QoS::ExactlyOnce
-        );
+        assert_eq!(index.matches(&topic("a/b"))[0].options.qos, QoS::ExactlyOnce);
         assert!(index.remove(&filter("a/b"), &c));
         assert!(!index.remove(&filter("a/b"), &c));
         assert!(index.is_empty());

@@ -10,10 +10,7 @@ use tern_core::Limits;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read configuration file {path}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("invalid configuration file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid configuration: {0}")]
@@ -30,7 +27,6 @@ pub struct Config {
     pub auth: AuthConfig,
 }
 
-
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ListenersConfig {
@@ -40,9 +36,7 @@ pub struct ListenersConfig {
 
 impl Default for ListenersConfig {
     fn default() -> Self {
-        ListenersConfig {
-            mqtt: vec![SocketAddr::from(([127, 0, 0, 1], 1883))],
-        }
+        ListenersConfig { mqtt: vec![SocketAddr::from(([127, 0, 0, 1], 1883))] }
     }
 }
 
@@ -80,10 +74,7 @@ pub struct StorageConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig {
-            data_dir: PathBuf::from("./tern-data"),
-            in_memory: false,
-        }
+        StorageConfig { data_dir: PathBuf::from("./tern-data"), in_memory: false }
     }
 }
 
@@ -95,32 +86,23 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        AuthConfig {
-            allow_anonymous: true,
-        }
+        AuthConfig { allow_anonymous: true }
     }
 }
 
 impl Config {
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Config::from_toml(&text).map_err(|error| match error {
-            ConfigError::Parse { message, .. } => ConfigError::Parse {
-                path: path.to_path_buf(),
-                message,
-            },
+            ConfigError::Parse { message, .. } => ConfigError::Parse { path: path.to_path_buf(), message },
             other => other,
         })
     }
 
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|error| ConfigError::Parse {
-            path: PathBuf::new(),
-            message: error.to_string(),
-        })?;
+        let config: Config = toml::from_str(text)
+            .map_err(|error| ConfigError::Parse { path: PathBuf::new(), message: error.to_string() })?;
         config.validate()?;
         Ok(config)
     }
@@ -128,9 +110,7 @@ impl Config {
     /// Checks what types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let limits = &self.limits;
-        if limits.max_packet_size < 16
-            || limits.max_packet_size > tern_codec::MAX_REMAINING_LENGTH + 5
-        {
+        if limits.max_packet_size < 16 || limits.max_packet_size > tern_codec::MAX_REMAINING_LENGTH + 5 {
             return Err(ConfigError::Invalid(format!(
                 "limits.max_packet_size must be between 16 and {}, not {}",
                 tern_codec::MAX_REMAINING_LENGTH + 5,
@@ -138,19 +118,13 @@ impl Config {
             )));
         }
         if limits.max_inflight_messages == 0 || limits.max_inflight_messages > 65_535 {
-            return Err(ConfigError::Invalid(
-                "limits.max_inflight_messages must be between 1 and 65535".into(),
-            ));
+            return Err(ConfigError::Invalid("limits.max_inflight_messages must be between 1 and 65535".into()));
         }
         if limits.max_queued_messages == 0 {
-            return Err(ConfigError::Invalid(
-                "limits.max_queued_messages must be at least 1".into(),
-            ));
+            return Err(ConfigError::Invalid("limits.max_queued_messages must be at least 1".into()));
         }
         if limits.connect_timeout_secs == 0 {
-            return Err(ConfigError::Invalid(
-                "limits.connect_timeout_secs must be at least 1".into(),
-            ));
+            return Err(ConfigError::Invalid("limits.connect_timeout_secs must be at least 1".into()));
         }
         Ok(())
     }
@@ -179,17 +153,13 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let error = Config::from_toml("[limits]\nmax_packet_sise = 10\n")
-            .unwrap_err()
-            .to_string();
+        let error = Config::from_toml("[limits]\nmax_packet_sise = 10\n").unwrap_err().to_string();
         assert!(error.contains("max_packet_sise"), "{error}");
     }
 
     #[test]
     fn wrong_type_is_named_with_its_line() {
-        let error = Config::from_toml("[limits]\n\nmax_queued_messages = \"many\"\n")
-            .unwrap_err()
-            .to_string();
+        let error = Config::from_toml("[limits]\n\nmax_queued_messages = \"many\"\n").unwrap_err().to_string();
         assert!(error.contains("line 3"), "{error}");
     }
 

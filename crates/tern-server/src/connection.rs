@@ -9,15 +9,14 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tern_codec::{
-    decode, encode, ConnAck, ConnectReturnCode, DecodeError, DecodeOptions, Packet, Properties,
-    ProtocolVersion,
+    decode, encode, ConnAck, ConnectReturnCode, DecodeError, DecodeOptions, Packet, Properties, ProtocolVersion,
 };
-use tern_core::{
-    accept_connect, Broker, CloseReason, ConnectOutcome, Connection, Metrics, SessionWaker,
-};
+use tern_core::{accept_connect, Broker, CloseReason, ConnectOutcome, Connection, Metrics, SessionWaker};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 use tracing::{debug, info, warn};
+
+use crate::shutdown::{Phase, PhaseReceiver, WillBarrier};
 
 /// Outgoing packets taken from the session per batch.
 const OUTGOING_BATCH: usize = 64;
@@ -42,16 +41,13 @@ pub struct ConnectionContext {
     pub broker: Arc<Broker>,
     pub connections: Arc<AtomicUsize>,
     pub allow_anonymous: bool,
+    pub wills: WillBarrier,
 }
 
 /// Serves one client until it disconnects, breaks the protocol, is taken over, or the server
 /// shuts down.
-pub async fn serve_connection<S>(
-    context: Arc<ConnectionContext>,
-    stream: S,
-    peer: SocketAddr,
-    shutdown: watch::Receiver<bool>,
-) where
+pub async fn serve_connection<S>(context: Arc<ConnectionContext>, stream: S, peer: SocketAddr, shutdown: PhaseReceiver)
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let current = context.connections.fetch_add(1, Ordering::Relaxed) + 1;
@@ -65,7 +61,7 @@ async fn run<S>(
     context: &ConnectionContext,
     mut stream: S,
     peer: SocketAddr,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: PhaseReceiver,
     current: usize,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -91,12 +87,7 @@ async fn run<S>(
                 code: ConnectReturnCode::UNACCEPTABLE_PROTOCOL_VERSION,
                 properties: Properties::default(),
             };
-            let _ = write_packets(
-                &mut stream,
-                &[Packet::ConnAck(connack)],
-                ProtocolVersion::V3_1_1,
-            )
-            .await;
+            let _ = write_packets(&mut stream, &[Packet::ConnAck(connack)], ProtocolVersion::V3_1_1).await;
             return;
         }
         Ok(Err(ReadError::Decode(error))) => {
@@ -117,11 +108,8 @@ async fn run<S>(
         // MQTT 5.0 sessions are not served yet; refuse them the way the 5.0 spec provides
         // rather than serve them with 3.1.1 rules ([MQTT-3.1.2-2], reason 0x84).
         debug!(%peer, "MQTT 5.0 CONNECT refused: protocol version not supported yet");
-        let connack = ConnAck {
-            session_present: false,
-            code: ConnectReturnCode(0x84),
-            properties: Properties::default(),
-        };
+        let connack =
+            ConnAck { session_present: false, code: ConnectReturnCode(0x84), properties: Properties::default() };
         let _ = write_packets(&mut stream, &[Packet::ConnAck(connack)], version).await;
         return;
     }
@@ -139,11 +127,7 @@ async fn run<S>(
     let waker = Arc::new(TaskWaker::default());
     let (mut connection, connack, previous_owner) =
         match accept_connect(broker, connect, Instant::now(), current, waker.clone()) {
-            ConnectOutcome::Accepted {
-                connection,
-                connack,
-                previous_owner,
-            } => (connection, connack, previous_owner),
+            ConnectOutcome::Accepted { connection, connack, previous_owner } => (connection, connack, previous_owner),
             ConnectOutcome::Refused(connack) => {
                 debug!(%peer, code = connack.code.0, "CONNECT refused");
                 let _ = write_packets(&mut stream, &[Packet::ConnAck(connack)], version).await;
@@ -159,23 +143,21 @@ async fn run<S>(
         previous.wake();
     }
     debug!(%peer, client_id = %connection.client_id(), ?version, "Client connected");
-    let reason = drive(
-        &mut connection,
-        &mut stream,
-        &mut rbuf,
-        connack,
-        &waker,
-        &mut shutdown,
-        broker,
-    )
-    .await;
+    let (reason, unwritten) =
+        drive(&mut connection, &mut stream, &mut rbuf, connack, &waker, &mut shutdown, context).await;
     match &reason {
         CloseReason::Malformed(_) => Metrics::incr(&broker.metrics.malformed_packets),
         CloseReason::Protocol(_) => Metrics::incr(&broker.metrics.protocol_errors),
         _ => {}
     }
     info!(%peer, client_id = %connection.client_id(), %reason, "Client disconnected");
+    // Will and session release first, so that once the client sees the socket close its
+    // session is already offline.
     connection.close(&reason);
+    if !matches!(reason, CloseReason::ConnectionLost) && !unwritten.is_empty() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&unwritten)).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
 }
 
 enum ReadError {
@@ -188,10 +170,7 @@ async fn read_first_packet<S: AsyncRead + Unpin>(
     rbuf: &mut BytesMut,
     max_packet_size: usize,
 ) -> Result<Packet, ReadError> {
-    let options = DecodeOptions {
-        version: ProtocolVersion::V3_1_1,
-        max_packet_size,
-    };
+    let options = DecodeOptions { version: ProtocolVersion::V3_1_1, max_packet_size };
     loop {
         if let Some(packet) = decode(rbuf, &options).map_err(ReadError::Decode)? {
             return Ok(packet);
@@ -230,17 +209,14 @@ async fn drive<S>(
     rbuf: &mut BytesMut,
     connack: ConnAck,
     waker: &TaskWaker,
-    shutdown: &mut watch::Receiver<bool>,
-    broker: &Broker,
-) -> CloseReason
+    shutdown: &mut PhaseReceiver,
+    context: &ConnectionContext,
+) -> (CloseReason, BytesMut)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let version = connection.version();
-    let options = DecodeOptions {
-        version,
-        max_packet_size: broker.limits.max_packet_size,
-    };
+    let options = DecodeOptions { version, max_packet_size: context.broker.limits.max_packet_size };
     let mut out: Vec<Packet> = vec![Packet::ConnAck(connack)];
     let mut wbuf = BytesMut::new();
     encode_all(&mut out, version, &mut wbuf);
@@ -270,7 +246,23 @@ where
         }
         tokio::select! {
             biased;
-            _ = shutdown.changed() => break CloseReason::ServerShutdown,
+            _ = shutdown.changed() => {
+                let phase = *shutdown.borrow_and_update();
+                match phase {
+                    Phase::Running => {}
+                    Phase::PublishWills => {
+                        connection.publish_will_for_shutdown();
+                        context.wills.arrive();
+                    }
+                    Phase::Close => {
+                        // A last batch of what is queued for this client, wills included.
+                        if connection.poll_outgoing(&mut out, OUTGOING_BATCH).is_ok() {
+                            encode_all(&mut out, version, &mut wbuf);
+                        }
+                        break CloseReason::ServerShutdown;
+                    }
+                }
+            }
             written = writer.write_buf(&mut wbuf), if !wbuf.is_empty() => {
                 if written.is_err() {
                     break CloseReason::ConnectionLost;
@@ -293,11 +285,7 @@ where
             }
         }
     };
-    if !matches!(reason, CloseReason::ConnectionLost) && !wbuf.is_empty() {
-        let _ = tokio::time::timeout(Duration::from_secs(1), writer.write_all(&wbuf)).await;
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(1), writer.shutdown()).await;
-    reason
+    (reason, wbuf)
 }
 
 /// Handles every whole packet in `rbuf`.

@@ -6,6 +6,7 @@
 
 mod config;
 mod connection;
+mod shutdown;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use tracing::{info, warn};
 
 pub use config::{AuthConfig, Config, ConfigError, LimitsConfig, ListenersConfig, StorageConfig};
 use connection::{serve_connection, ConnectionContext};
+use shutdown::{Phase, PhaseReceiver, WillBarrier};
 
 /// How long shutdown waits for connections to publish wills and close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -29,12 +31,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub async fn bind_listeners(config: &Config) -> Result<Vec<TcpListener>, ServeError> {
     let mut listeners = Vec::new();
     for addr in &config.listeners.mqtt {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: *addr,
-                source,
-            })?;
+        let listener = TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr: *addr, source })?;
         listeners.push(listener);
     }
     Ok(listeners)
@@ -43,10 +40,7 @@ pub async fn bind_listeners(config: &Config) -> Result<Vec<TcpListener>, ServeEr
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("cannot listen on {addr}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("no listener configured")]
     NoListener,
     #[error("cannot load the broker's state")]
@@ -60,13 +54,7 @@ pub async fn serve(
     listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    serve_with_store(
-        config,
-        Arc::new(MemoryStore::default()),
-        listeners,
-        shutdown,
-    )
-    .await
+    serve_with_store(config, Arc::new(MemoryStore::default()), listeners, shutdown).await
 }
 
 /// [`serve`] with the broker's durable state in `store`, loaded at start.
@@ -89,14 +77,14 @@ pub async fn serve_with_store(
         broker,
         connections: Arc::new(AtomicUsize::new(0)),
         allow_anonymous: config.auth.allow_anonymous,
+        wills: WillBarrier::default(),
     });
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (shutdown_tx, shutdown_rx) = watch::channel(Phase::Running);
     let mut accept_loops = JoinSet::new();
     for listener in listeners {
-        let addr = listener.local_addr().map_err(|source| ServeError::Bind {
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-            source,
-        })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| ServeError::Bind { addr: SocketAddr::from(([0, 0, 0, 0], 0)), source })?;
         if config.auth.allow_anonymous && !addr.ip().is_loopback() {
             warn!(%addr, "Anonymous clients are accepted on a non-loopback listener; configure authentication or set auth.allow_anonymous = false");
         }
@@ -105,11 +93,14 @@ pub async fn serve_with_store(
     }
     shutdown.await;
     info!("Shutting down: closing listeners and connections");
-    let _ = shutdown_tx.send(true);
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while accept_loops.join_next().await.is_some() {}
-    })
-    .await;
+    let _ = shutdown_tx.send(Phase::PublishWills);
+    let live = || context.connections.load(std::sync::atomic::Ordering::Relaxed);
+    if !context.wills.wait(live, SHUTDOWN_GRACE).await {
+        warn!("Not every connection published its will within the shutdown grace period");
+    }
+    let _ = shutdown_tx.send(Phase::Close);
+    let drained =
+        tokio::time::timeout(SHUTDOWN_GRACE, async { while accept_loops.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         warn!("Some connections did not close within the shutdown grace period");
     }
@@ -117,11 +108,7 @@ pub async fn serve_with_store(
 }
 
 /// Accepts connections until shutdown, then waits for its connections to finish.
-async fn accept_loop(
-    listener: TcpListener,
-    context: Arc<ConnectionContext>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+async fn accept_loop(listener: TcpListener, context: Arc<ConnectionContext>, mut shutdown: PhaseReceiver) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {

@@ -5,10 +5,15 @@
 //! Every wait here is bounded: a test that expects a packet fails with a message after
 //! [`DEFAULT_TIMEOUT`] instead of hanging.
 
+mod flows;
 mod packets;
+mod raw_bytes;
 mod raw_client;
 mod server;
+mod store_conformance;
 
 pub use packets::*;
+pub use raw_bytes::*;
 pub use raw_client::{RawClient, DEFAULT_TIMEOUT};
 pub use server::TestServer;
+pub use store_conformance::store_conformance;

@@ -2,8 +2,8 @@
 
 use bytes::Bytes;
 use tern_codec::{
-    Connect, LastWill, Packet, PacketId, Properties, ProtocolVersion, PubResponse, Publish, QoS,
-    Subscribe, SubscribeFilter, SubscriptionOptions, TopicName, Unsubscribe,
+    Connect, LastWill, Packet, PacketId, Properties, ProtocolVersion, PubResponse, Publish, QoS, Subscribe,
+    SubscribeFilter, SubscriptionOptions, TopicName, Unsubscribe,
 };
 
 /// Packet id from a number; panics on 0, which tests never mean.
@@ -34,13 +34,7 @@ pub fn will(topic: &str, payload: &'static [u8], qos: QoS, retain: bool) -> Last
     }
 }
 
-pub fn publish(
-    topic: &str,
-    payload: &[u8],
-    qos: QoS,
-    retain: bool,
-    packet_id: Option<u16>,
-) -> Packet {
+pub fn publish(topic: &str, payload: &[u8], qos: QoS, retain: bool, packet_id: Option<u16>) -> Packet {
     Packet::Publish(Publish {
         dup: false,
         qos,
@@ -59,10 +53,7 @@ pub fn subscribe(packet_id: u16, filters: &[(&str, QoS)]) -> Packet {
             .iter()
             .map(|(filter, qos)| SubscribeFilter {
                 filter: filter.to_string(),
-                options: SubscriptionOptions {
-                    qos: *qos,
-                    ..Default::default()
-                },
+                options: SubscriptionOptions { qos: *qos, ..Default::default() },
             })
             .collect(),
         properties: Properties::default(),

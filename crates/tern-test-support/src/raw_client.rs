@@ -4,9 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tern_codec::{
-    decode, encode, ConnAck, Connect, DecodeOptions, Packet, ProtocolVersion, Publish, QoS,
-};
+use tern_codec::{decode, encode, ConnAck, Connect, DecodeOptions, Packet, ProtocolVersion, Publish, QoS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -37,11 +35,7 @@ impl RawClient {
             .expect("connect timed out")
             .expect("connect to the test broker");
         stream.set_nodelay(true).expect("nodelay");
-        RawClient {
-            stream,
-            rbuf: BytesMut::new(),
-            version,
-        }
+        RawClient { stream, rbuf: BytesMut::new(), version }
     }
 
     /// Opens a connection, sends `connect`, and returns the client with the CONNACK.
@@ -59,12 +53,8 @@ impl RawClient {
         client_id: &str,
         clean: bool,
     ) -> (RawClient, ConnAck) {
-        let (client, connack) =
-            RawClient::connect_with(addr, packets::connect(version, client_id, clean)).await;
-        assert_eq!(
-            connack.code.0, 0,
-            "CONNACK refused for {client_id}: {connack:?}"
-        );
+        let (client, connack) = RawClient::connect_with(addr, packets::connect(version, client_id, clean)).await;
+        assert_eq!(connack.code.0, 0, "CONNACK refused for {client_id}: {connack:?}");
         (client, connack)
     }
 
@@ -80,10 +70,7 @@ impl RawClient {
     }
 
     async fn next(&mut self, timeout: Duration) -> Next {
-        let options = DecodeOptions {
-            version: self.version,
-            max_packet_size: 256 * 1024 * 1024,
-        };
+        let options = DecodeOptions { version: self.version, max_packet_size: 256 * 1024 * 1024 };
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             match decode(&mut self.rbuf, &options) {
@@ -156,6 +143,20 @@ impl RawClient {
         }
     }
 
+    /// Waits up to `timeout` for the broker to close the connection and says whether it did;
+    /// packets received meanwhile are discarded. For tests where either outcome is acceptable.
+    pub async fn closed_within(&mut self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Next::Closed => return true,
+                Next::Packet(_) => {}
+                Next::TimedOut => return false,
+            }
+        }
+    }
+
     pub async fn expect_closed(&mut self) -> Vec<Packet> {
         self.expect_closed_within(DEFAULT_TIMEOUT).await
     }
@@ -174,17 +175,9 @@ impl RawClient {
     }
 
     /// Publishes and completes the QoS flow from the publisher's side.
-    pub async fn publish_and_ack(
-        &mut self,
-        topic: &str,
-        payload: &[u8],
-        qos: QoS,
-        retain: bool,
-        packet_id: u16,
-    ) {
+    pub async fn publish_and_ack(&mut self, topic: &str, payload: &[u8], qos: QoS, retain: bool, packet_id: u16) {
         let id = (qos != QoS::AtMostOnce).then_some(packet_id);
-        self.send(packets::publish(topic, payload, qos, retain, id))
-            .await;
+        self.send(packets::publish(topic, payload, qos, retain, id)).await;
         match qos {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => assert_eq!(self.recv().await, packets::puback(packet_id)),

@@ -31,9 +31,7 @@ impl TestServer {
     /// start another on the same state.
     pub async fn start_with_store(mut config: Config, store: Arc<dyn Store>) -> TestServer {
         config.storage.in_memory = true;
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         config.listeners.mqtt = vec![addr];
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();
@@ -41,15 +39,9 @@ impl TestServer {
             let stop = async move {
                 let _ = shutdown_rx.await;
             };
-            tern_server::serve_with_store(config, store, vec![listener], stop)
-                .await
-                .expect("broker serves");
+            tern_server::serve_with_store(config, store, vec![listener], stop).await.expect("broker serves");
         });
-        TestServer {
-            addr,
-            shutdown: Some(shutdown),
-            task: Some(task),
-        }
+        TestServer { addr, shutdown: Some(shutdown), task: Some(task) }
     }
 
     /// Shuts the broker down and waits until it has stopped.

@@ -20,13 +20,7 @@ fn session(id: &str, filters: &[(&str, QoS)]) -> StoredSession {
         subscriptions: filters
             .iter()
             .map(|(f, qos)| {
-                (
-                    TopicFilter::new(f).expect("valid filter"),
-                    SubscriptionOptions {
-                        qos: *qos,
-                        ..Default::default()
-                    },
-                )
+                (TopicFilter::new(f).expect("valid filter"), SubscriptionOptions { qos: *qos, ..Default::default() })
             })
             .collect(),
     }
@@ -39,84 +33,34 @@ pub fn store_conformance(store: &dyn Store) {
 }
 
 fn retained_messages_are_kept_replaced_and_deleted(store: &dyn Store) {
-    assert!(
-        store.retained().expect("list retained").is_empty(),
-        "store must start empty"
-    );
-    store
-        .put_retained(&message("b/1", b"one", QoS::AtLeastOnce))
-        .expect("put");
-    store
-        .put_retained(&message("a/1", b"first", QoS::AtMostOnce))
-        .expect("put");
-    store
-        .put_retained(&message("a/1", b"second", QoS::ExactlyOnce))
-        .expect("replace");
+    assert!(store.retained().expect("list retained").is_empty(), "store must start empty");
+    store.put_retained(&message("b/1", b"one", QoS::AtLeastOnce)).expect("put");
+    store.put_retained(&message("a/1", b"first", QoS::AtMostOnce)).expect("put");
+    store.put_retained(&message("a/1", b"second", QoS::ExactlyOnce)).expect("replace");
     let all = store.retained().expect("list retained");
-    assert_eq!(
-        all,
-        vec![
-            message("a/1", b"second", QoS::ExactlyOnce),
-            message("b/1", b"one", QoS::AtLeastOnce)
-        ]
-    );
-    store
-        .delete_retained(&TopicName::new("a/1").expect("topic"))
-        .expect("delete");
-    store
-        .delete_retained(&TopicName::new("never/stored").expect("topic"))
-        .expect("deleting nothing is fine");
-    assert_eq!(
-        store.retained().expect("list retained"),
-        vec![message("b/1", b"one", QoS::AtLeastOnce)]
-    );
-    store
-        .delete_retained(&TopicName::new("b/1").expect("topic"))
-        .expect("delete");
+    assert_eq!(all, vec![message("a/1", b"second", QoS::ExactlyOnce), message("b/1", b"one", QoS::AtLeastOnce)]);
+    store.delete_retained(&TopicName::new("a/1").expect("topic")).expect("delete");
+    store.delete_retained(&TopicName::new("never/stored").expect("topic")).expect("deleting nothing is fine");
+    assert_eq!(store.retained().expect("list retained"), vec![message("b/1", b"one", QoS::AtLeastOnce)]);
+    store.delete_retained(&TopicName::new("b/1").expect("topic")).expect("delete");
     assert!(store.retained().expect("list retained").is_empty());
 }
 
 fn sessions_are_kept_replaced_and_deleted(store: &dyn Store) {
-    assert!(
-        store.sessions().expect("list sessions").is_empty(),
-        "store must start empty"
-    );
-    store
-        .put_session(&session("zeta", &[("z/#", QoS::AtLeastOnce)]))
-        .expect("put");
+    assert!(store.sessions().expect("list sessions").is_empty(), "store must start empty");
+    store.put_session(&session("zeta", &[("z/#", QoS::AtLeastOnce)])).expect("put");
     store.put_session(&session("alpha", &[])).expect("put");
-    store
-        .put_session(&session(
-            "alpha",
-            &[("a/+", QoS::ExactlyOnce), ("b", QoS::AtMostOnce)],
-        ))
-        .expect("replace");
+    store.put_session(&session("alpha", &[("a/+", QoS::ExactlyOnce), ("b", QoS::AtMostOnce)])).expect("replace");
     let all = store.sessions().expect("list sessions");
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].client_id, ClientId::new("alpha"));
-    let mut filters: Vec<(String, QoS)> = all[0]
-        .subscriptions
-        .iter()
-        .map(|(f, o)| (f.to_string(), o.qos))
-        .collect();
+    let mut filters: Vec<(String, QoS)> = all[0].subscriptions.iter().map(|(f, o)| (f.to_string(), o.qos)).collect();
     filters.sort();
-    assert_eq!(
-        filters,
-        vec![
-            ("a/+".to_string(), QoS::ExactlyOnce),
-            ("b".to_string(), QoS::AtMostOnce)
-        ]
-    );
+    assert_eq!(filters, vec![("a/+".to_string(), QoS::ExactlyOnce), ("b".to_string(), QoS::AtMostOnce)]);
     assert_eq!(all[1], session("zeta", &[("z/#", QoS::AtLeastOnce)]));
-    store
-        .delete_session(&ClientId::new("zeta"))
-        .expect("delete");
-    store
-        .delete_session(&ClientId::new("nobody"))
-        .expect("deleting nothing is fine");
+    store.delete_session(&ClientId::new("zeta")).expect("delete");
+    store.delete_session(&ClientId::new("nobody")).expect("deleting nothing is fine");
     assert_eq!(store.sessions().expect("list sessions").len(), 1);
-    store
-        .delete_session(&ClientId::new("alpha"))
-        .expect("delete");
+    store.delete_session(&ClientId::new("alpha")).expect("delete");
     assert!(store.sessions().expect("list sessions").is_empty());
 }

@@ -21,31 +21,21 @@ async fn broker_restart_keeps_retained_messages_and_persistent_subscriptions() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
         let server = TestServer::start_with_store(Config::default(), store.clone()).await;
         let (mut persistent, _) = RawClient::connect(server.addr, version, "keeper", false).await;
-        persistent
-            .subscribe(1, &[("live/#", QoS::AtLeastOnce)])
-            .await;
+        persistent.subscribe(1, &[("live/#", QoS::AtLeastOnce)]).await;
         persistent.disconnect().await;
         let (mut clean, _) = RawClient::connect(server.addr, version, "forgetful", true).await;
         clean.subscribe(1, &[("live/#", QoS::AtLeastOnce)]).await;
-        clean
-            .publish_and_ack("kept/retained", b"r", QoS::AtLeastOnce, true, 9)
-            .await;
+        clean.publish_and_ack("kept/retained", b"r", QoS::AtLeastOnce, true, 9).await;
         clean.disconnect().await;
         server.stop().await;
 
         let server = TestServer::start_with_store(Config::default(), store.clone()).await;
         let (mut publisher, _) = RawClient::connect(server.addr, version, "publisher", true).await;
-        publisher
-            .publish_and_ack("live/x", b"while offline", QoS::AtLeastOnce, false, 1)
-            .await;
-        let (mut persistent, connack) =
-            RawClient::connect(server.addr, version, "keeper", false).await;
+        publisher.publish_and_ack("live/x", b"while offline", QoS::AtLeastOnce, false, 1).await;
+        let (mut persistent, connack) = RawClient::connect(server.addr, version, "keeper", false).await;
         // 3.1's CONNACK has no session present flag; the delivery below proves the resume.
         if version == ProtocolVersion::V3_1_1 {
-            assert!(
-                connack.session_present,
-                "[MQTT-3.2.2-2] the stored session is resumed"
-            );
+            assert!(connack.session_present, "[MQTT-3.2.2-2] the stored session is resumed");
         }
         let publish = persistent.expect_publish().await;
         assert_eq!(publish.topic.as_str(), "live/x");
@@ -55,20 +45,12 @@ async fn broker_restart_keeps_retained_messages_and_persistent_subscriptions() {
         let retained = newcomer.expect_publish().await;
         assert!(retained.retain);
         assert_eq!(&retained.payload[..], b"r");
-        let (mut forgetful, connack) =
-            RawClient::connect(server.addr, version, "forgetful", false).await;
+        let (mut forgetful, connack) = RawClient::connect(server.addr, version, "forgetful", false).await;
         assert!(!connack.session_present, "a clean session is not stored");
-        newcomer
-            .publish_and_ack("live/y", b"only for keeper", QoS::AtLeastOnce, false, 2)
-            .await;
-        assert_eq!(
-            &persistent.expect_publish().await.payload[..],
-            b"only for keeper"
-        );
+        newcomer.publish_and_ack("live/y", b"only for keeper", QoS::AtLeastOnce, false, 2).await;
+        assert_eq!(&persistent.expect_publish().await.payload[..], b"only for keeper");
         // The clean session's subscription did not come back: only "keeper" got the message.
-        forgetful
-            .expect_nothing(std::time::Duration::from_millis(200))
-            .await;
+        forgetful.expect_nothing(std::time::Duration::from_millis(200)).await;
         server.stop().await;
     }
 }

@@ -11,12 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "tern",
-    version,
-    about = "Tern, an MQTT broker",
-    args_conflicts_with_subcommands = true
-)]
+#[command(name = "tern", version, about = "Tern, an MQTT broker", args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

@@ -61,11 +61,8 @@ pub struct PubArgs {
 }
 
 fn parse_seconds(value: &str) -> Result<Duration, String> {
-    let seconds: f64 = value
-        .parse()
-        .map_err(|_| format!("'{value}' is not a number of seconds"))?;
-    Duration::try_from_secs_f64(seconds)
-        .map_err(|_| format!("'{value}' is not a valid number of seconds"))
+    let seconds: f64 = value.parse().map_err(|_| format!("'{value}' is not a number of seconds"))?;
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("'{value}' is not a valid number of seconds"))
 }
 
 /// Where the messages come from.
@@ -82,14 +79,11 @@ pub fn run(args: PubArgs) -> anyhow::Result<ExitCode> {
     let source = if let Some(message) = &args.message {
         Source::Single(Bytes::from(message.clone()))
     } else if let Some(path) = &args.file {
-        let contents =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let contents = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         Source::Single(Bytes::from(contents))
     } else if args.stdin_file {
         let mut contents = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut contents)
-            .context("cannot read stdin")?;
+        std::io::stdin().read_to_end(&mut contents).context("cannot read stdin")?;
         Source::Single(Bytes::from(contents))
     } else if args.stdin_line {
         Source::Lines
@@ -106,8 +100,7 @@ pub fn run(args: PubArgs) -> anyhow::Result<ExitCode> {
 async fn publish(args: &PubArgs, topic: &TopicName, source: Source) -> anyhow::Result<()> {
     let connection = &args.connection;
     let connect = connection.connect_packet("tern-pub")?;
-    let mut client =
-        Client::connect(&connection.host, connection.port, connect, connection.debug).await?;
+    let mut client = Client::connect(&connection.host, connection.port, connect, connection.debug).await?;
     let qos = connection.qos();
     match source {
         Source::Single(payload) => {
@@ -123,9 +116,7 @@ async fn publish(args: &PubArgs, topic: &TopicName, source: Source) -> anyhow::R
                         }
                     }
                 }
-                client
-                    .publish(topic, payload.clone(), qos, args.retain)
-                    .await?;
+                client.publish(topic, payload.clone(), qos, args.retain).await?;
             }
         }
         Source::Lines => {

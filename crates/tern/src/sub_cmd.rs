@@ -52,9 +52,7 @@ pub fn run(args: SubArgs) -> anyhow::Result<ExitCode> {
     let filters = args
         .topics
         .iter()
-        .map(|topic| {
-            TopicFilter::new(topic).with_context(|| format!("invalid topic filter '{topic}'"))
-        })
+        .map(|topic| TopicFilter::new(topic).with_context(|| format!("invalid topic filter '{topic}'")))
         .collect::<anyhow::Result<Vec<_>>>()?;
     runtime()?.block_on(subscribe(&args, &filters))
 }
@@ -62,14 +60,11 @@ pub fn run(args: SubArgs) -> anyhow::Result<ExitCode> {
 async fn subscribe(args: &SubArgs, filters: &[TopicFilter]) -> anyhow::Result<ExitCode> {
     let connection = &args.connection;
     let connect = connection.connect_packet("tern-sub")?;
-    let mut client =
-        Client::connect(&connection.host, connection.port, connect, connection.debug).await?;
+    let mut client = Client::connect(&connection.host, connection.port, connect, connection.debug).await?;
     let suback = client.subscribe(filters, connection.qos()).await?;
     check_suback(filters, &suback, client.debug())?;
 
-    let deadline = args
-        .timeout
-        .map(|seconds| Instant::now() + Duration::from_secs(seconds));
+    let deadline = args.timeout.map(|seconds| Instant::now() + Duration::from_secs(seconds));
     let mut printed = 0;
     loop {
         tokio::select! {
@@ -105,27 +100,16 @@ async fn subscribe(args: &SubArgs, filters: &[TopicFilter]) -> anyhow::Result<Ex
 /// Reports each refused filter on stderr, and fails when none was granted.
 fn check_suback(filters: &[TopicFilter], suback: &SubAck, debug: bool) -> anyhow::Result<()> {
     if suback.return_codes.len() != filters.len() {
-        bail!(
-            "protocol error: SUBACK has {} return codes for {} filters",
-            suback.return_codes.len(),
-            filters.len()
-        );
+        bail!("protocol error: SUBACK has {} return codes for {} filters", suback.return_codes.len(), filters.len());
     }
     if debug {
         let codes: Vec<String> = suback.return_codes.iter().map(u8::to_string).collect();
-        eprintln!(
-            "Subscribed (mid: {}): {}",
-            suback.packet_id,
-            codes.join(", ")
-        );
+        eprintln!("Subscribed (mid: {}): {}", suback.packet_id, codes.join(", "));
     }
     let mut granted = 0;
     for (filter, &code) in filters.iter().zip(&suback.return_codes) {
         if code >= SubAck::FAILURE {
-            eprintln!(
-                "tern: subscription to '{filter}' refused: {} ({code:#04x})",
-                reason_text(code)
-            );
+            eprintln!("tern: subscription to '{filter}' refused: {} ({code:#04x})", reason_text(code));
         } else {
             granted += 1;
         }

@@ -25,19 +25,11 @@ fn closed_port_is_a_readable_error() {
     let port = cli_support::free_port().to_string();
     let published = run_tern(&["pub", "-p", &port, "-t", "a", "-m", "x"], None);
     assert_exit(&published, 1);
-    assert!(
-        published
-            .stderr
-            .contains(&format!("cannot connect to 127.0.0.1:{port}")),
-        "{published:#?}"
-    );
+    assert!(published.stderr.contains(&format!("cannot connect to 127.0.0.1:{port}")), "{published:#?}");
     assert!(published.stderr.contains("refused"), "{published:#?}");
     let subscribed = run_tern(&["sub", "-p", &port, "-t", "a"], None);
     assert_exit(&subscribed, 1);
-    assert!(
-        subscribed.stderr.contains("cannot connect"),
-        "{subscribed:#?}"
-    );
+    assert!(subscribed.stderr.contains("cannot connect"), "{subscribed:#?}");
 }
 
 /// Always mosquitto: this proves the client reads CONNACK codes, whatever broker is under test.
@@ -47,23 +39,10 @@ fn refused_connack_is_reported_in_words() {
     let port = broker.port_arg();
     let published = run_tern(&["pub", "-p", &port, "-t", "a", "-m", "x"], None);
     assert_exit(&published, 1);
-    assert!(
-        published
-            .stderr
-            .contains("connection refused: not authorised (0x05)"),
-        "{published:#?}"
-    );
-    let published_v5 = run_tern(
-        &["pub", "-V", "mqttv5", "-p", &port, "-t", "a", "-m", "x"],
-        None,
-    );
+    assert!(published.stderr.contains("connection refused: not authorised (0x05)"), "{published:#?}");
+    let published_v5 = run_tern(&["pub", "-V", "mqttv5", "-p", &port, "-t", "a", "-m", "x"], None);
     assert_exit(&published_v5, 1);
-    assert!(
-        published_v5
-            .stderr
-            .contains("connection refused: not authorized (0x87)"),
-        "{published_v5:#?}"
-    );
+    assert!(published_v5.stderr.contains("connection refused: not authorized (0x87)"), "{published_v5:#?}");
 }
 
 #[test]
@@ -81,16 +60,10 @@ fn bad_flags_are_usage_errors() {
     assert_exit(&persistent_without_id, 2);
     let bad_filter = run_tern(&["sub", "-t", "a/#/b"], None);
     assert_exit(&bad_filter, 1);
-    assert!(
-        bad_filter.stderr.contains("invalid topic filter 'a/#/b'"),
-        "{bad_filter:#?}"
-    );
+    assert!(bad_filter.stderr.contains("invalid topic filter 'a/#/b'"), "{bad_filter:#?}");
     let wildcard_topic = run_tern(&["pub", "-t", "a/+", "-m", "x"], None);
     assert_exit(&wildcard_topic, 1);
-    assert!(
-        wildcard_topic.stderr.contains("invalid topic name 'a/+'"),
-        "{wildcard_topic:#?}"
-    );
+    assert!(wildcard_topic.stderr.contains("invalid topic name 'a/+'"), "{wildcard_topic:#?}");
 }
 
 /// A stand-in broker for one 3.1.1 connection: it accepts CONNECT, answers SUBSCRIBE with
@@ -146,21 +119,8 @@ fn read_packet(stream: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
 #[test]
 fn refused_subscription_is_reported_and_the_rest_kept() {
     let port = refusing_broker(vec![0x01, 0x80]).to_string();
-    let mut sub = Proc::tern(&[
-        "sub",
-        "-p",
-        &port,
-        "-q",
-        "1",
-        "-t",
-        "allowed/x",
-        "-t",
-        "denied/x",
-    ]);
-    sub.wait_stderr(
-        "subscription to 'denied/x' refused: unspecified error (0x80)",
-        TIMEOUT,
-    );
+    let mut sub = Proc::tern(&["sub", "-p", &port, "-q", "1", "-t", "allowed/x", "-t", "denied/x"]);
+    sub.wait_stderr("subscription to 'denied/x' refused: unspecified error (0x80)", TIMEOUT);
 }
 
 #[test]
@@ -168,14 +128,6 @@ fn every_subscription_refused_is_an_error() {
     let port = refusing_broker(vec![0x80]).to_string();
     let refused = run_tern(&["sub", "-p", &port, "-t", "denied/x"], None);
     assert_exit(&refused, 1);
-    assert!(
-        refused
-            .stderr
-            .contains("subscription to 'denied/x' refused"),
-        "{refused:#?}"
-    );
-    assert!(
-        refused.stderr.contains("every subscription was refused"),
-        "{refused:#?}"
-    );
+    assert!(refused.stderr.contains("subscription to 'denied/x' refused"), "{refused:#?}");
+    assert!(refused.stderr.contains("every subscription was refused"), "{refused:#?}");
 }

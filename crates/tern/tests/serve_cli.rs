@@ -20,8 +20,7 @@ fn run(args: &[&str]) -> (i32, String) {
         .expect("spawn tern");
     let status = wait_bounded(&mut child);
     let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
-        .expect("read stderr");
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("read stderr");
     (status, stderr)
 }
 
@@ -64,11 +63,7 @@ impl Serving {
                 }
             }
         });
-        Serving {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
+        Serving { child, lines, seen: Vec::new() }
     }
 
     /// Waits for a line containing `needle`.
@@ -83,19 +78,13 @@ impl Serving {
                         return line;
                     }
                 }
-                Err(_) => panic!(
-                    "no line with {needle:?} within {TIMEOUT:?}; saw {:#?}",
-                    self.seen
-                ),
+                Err(_) => panic!("no line with {needle:?} within {TIMEOUT:?}; saw {:#?}", self.seen),
             }
         }
     }
 
     fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args(["-s", signal, &self.child.id().to_string()])
-            .status()
-            .expect("kill");
+        let status = Command::new("kill").args(["-s", signal, &self.child.id().to_string()]).status().expect("kill");
         assert!(status.success());
     }
 }
@@ -109,14 +98,7 @@ impl Drop for Serving {
 
 #[test]
 fn one_ready_line_per_listener_and_sigterm_stops_cleanly() {
-    let mut tern = Serving::start(&[
-        "serve",
-        "--in-memory",
-        "--listen",
-        "127.0.0.1:0",
-        "--listen",
-        "127.0.0.1:0",
-    ]);
+    let mut tern = Serving::start(&["serve", "--in-memory", "--listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"]);
     let first = tern.wait_for("listener ready");
     let second = tern.wait_for("listener ready");
     assert_ne!(first, second, "two listeners, two different addresses");
@@ -147,11 +129,7 @@ fn anonymous_access_on_a_non_loopback_listener_is_warned_about() {
 fn loopback_listener_gets_no_anonymous_warning() {
     let mut tern = Serving::start(&["serve", "--in-memory", "--listen", "127.0.0.1:0"]);
     tern.wait_for("listener ready");
-    assert!(
-        !tern.seen.iter().any(|line| line.contains("Anonymous")),
-        "{:#?}",
-        tern.seen
-    );
+    assert!(!tern.seen.iter().any(|line| line.contains("Anonymous")), "{:#?}", tern.seen);
 }
 
 #[test]
@@ -162,10 +140,7 @@ fn unknown_configuration_key_is_named_and_exits_non_zero() {
     std::fs::write(&path, "[limits]\nmax_inflight = 3\n").expect("write config");
     let (code, stderr) = run(&["serve", "--config", path.to_str().expect("utf-8 path")]);
     assert_ne!(code, 0);
-    assert!(
-        stderr.contains("max_inflight") && stderr.contains("line 2"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("max_inflight") && stderr.contains("line 2"), "{stderr}");
 
     std::fs::write(&path, "[limits]\nmax_inflight_messages = 0\n").expect("write config");
     let (code, stderr) = run(&["serve", "--config", path.to_str().expect("utf-8 path")]);

@@ -45,42 +45,20 @@ pub(super) fn decode_connect(r: &mut Reader) -> Result<Packet, DecodeError> {
     }
 
     let keep_alive = r.u16()?;
-    let properties = if v5 {
-        decode_properties(r, PropertyContext::Connect)?
-    } else {
-        Properties::default()
-    };
+    let properties = if v5 { decode_properties(r, PropertyContext::Connect)? } else { Properties::default() };
 
     // The payload, in the order of [MQTT-3.1.3-1].
     let client_id = r.string()?;
     let will = if will_flag {
-        let properties = if v5 {
-            decode_properties(r, PropertyContext::Will)?
-        } else {
-            Properties::default()
-        };
+        let properties = if v5 { decode_properties(r, PropertyContext::Will)? } else { Properties::default() };
         let topic = topic_name(r)?;
         let payload = r.binary()?;
-        Some(LastWill {
-            topic,
-            payload,
-            qos: will_qos,
-            retain: will_retain,
-            properties,
-        })
+        Some(LastWill { topic, payload, qos: will_qos, retain: will_retain, properties })
     } else {
         None
     };
-    let username = if has_username {
-        Some(r.string()?)
-    } else {
-        None
-    };
-    let password = if has_password {
-        Some(r.binary()?)
-    } else {
-        None
-    };
+    let username = if has_username { Some(r.string()?) } else { None };
+    let password = if has_password { Some(r.binary()?) } else { None };
 
     Ok(Packet::Connect(Box::new(Connect {
         protocol,
@@ -121,10 +99,7 @@ pub(super) fn topic_name(r: &mut Reader) -> Result<TopicName, DecodeError> {
 }
 
 /// CONNACK: acknowledge flags and return/reason code, then properties in 5.0.
-pub(super) fn decode_connack(
-    r: &mut Reader,
-    version: ProtocolVersion,
-) -> Result<Packet, DecodeError> {
+pub(super) fn decode_connack(r: &mut Reader, version: ProtocolVersion) -> Result<Packet, DecodeError> {
     let flags = r.u8()?;
     // [MQTT-3.2.2-1]: bits 7-1 are reserved.
     if flags & 0b1111_1110 != 0 {

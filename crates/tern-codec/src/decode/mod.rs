@@ -53,10 +53,7 @@ pub fn decode(buf: &mut BytesMut, options: &DecodeOptions) -> Result<Option<Pack
     let header_len = 1 + len_len;
     let size = header_len + remaining_len;
     if size > options.max_packet_size {
-        return Err(DecodeError::PacketTooLarge {
-            size,
-            max: options.max_packet_size,
-        });
+        return Err(DecodeError::PacketTooLarge { size, max: options.max_packet_size });
     }
     if buf.len() < size {
         return Ok(None);
@@ -89,11 +86,7 @@ pub fn decode(buf: &mut BytesMut, options: &DecodeOptions) -> Result<Option<Pack
 }
 
 /// Checks the first byte of the fixed header ([MQTT-2.2.1], [MQTT-2.2.2]).
-fn check_fixed_header(
-    packet_type: u8,
-    flags: u8,
-    version: ProtocolVersion,
-) -> Result<(), DecodeError> {
+fn check_fixed_header(packet_type: u8, flags: u8, version: ProtocolVersion) -> Result<(), DecodeError> {
     let expected = match packet_type {
         0 => return Err(DecodeError::ReservedPacketType(0)),
         15 if version < ProtocolVersion::V5 => {
@@ -145,18 +138,11 @@ fn decode_disconnect(r: &mut Reader, version: ProtocolVersion) -> Result<Disconn
     }
     let (reason_code, properties) =
         optional_reason_and_properties(r, reason_codes::DISCONNECT, PropertyContext::Disconnect)?;
-    Ok(Disconnect {
-        reason_code,
-        properties,
-    })
+    Ok(Disconnect { reason_code, properties })
 }
 
 /// AUTH (5.0 only): remaining length 0 means success without properties ([MQTT-3.15.2.1]).
 fn decode_auth(r: &mut Reader) -> Result<Auth, DecodeError> {
-    let (reason_code, properties) =
-        optional_reason_and_properties(r, reason_codes::AUTH, PropertyContext::Auth)?;
-    Ok(Auth {
-        reason_code,
-        properties,
-    })
+    let (reason_code, properties) = optional_reason_and_properties(r, reason_codes::AUTH, PropertyContext::Auth)?;
+    Ok(Auth { reason_code, properties })
 }

@@ -8,10 +8,7 @@ use crate::property_rules::PropertyContext;
 
 /// Reads a property block for `context`, refusing unknown identifiers, identifiers the context
 /// does not allow, repeats of properties that may appear only once, and out-of-range values.
-pub(crate) fn decode_properties(
-    r: &mut Reader,
-    context: PropertyContext,
-) -> Result<Properties, DecodeError> {
+pub(crate) fn decode_properties(r: &mut Reader, context: PropertyContext) -> Result<Properties, DecodeError> {
     let len = r.varint()?;
     let mut block = r.take(len)?;
     let mut props = Properties::default();
@@ -23,10 +20,7 @@ pub(crate) fn decode_properties(
         let raw = block.u8()?;
         let id = PropertyId::from_u8(raw).ok_or(DecodeError::UnknownProperty(raw))?;
         if !context.allows(id) {
-            return Err(DecodeError::PropertyNotAllowed {
-                id: raw,
-                packet: context.name(),
-            });
+            return Err(DecodeError::PropertyNotAllowed { id: raw, packet: context.name() });
         }
         let bit = 1u64 << raw;
         if seen & bit != 0 && !context.allows_repeated(id) {
@@ -66,10 +60,8 @@ fn read_value(r: &mut Reader, id: PropertyId, p: &mut Properties) -> Result<(), 
             // [MQTT-3.8.2.1.2]: 1..=268435455; the variable byte integer cannot exceed the
             // upper bound, so only zero needs refusing.
             let value = r.varint()?;
-            let value = u32::try_from(value)
-                .ok()
-                .filter(|v| *v != 0)
-                .ok_or(DecodeError::InvalidPropertyValue(id as u8))?;
+            let value =
+                u32::try_from(value).ok().filter(|v| *v != 0).ok_or(DecodeError::InvalidPropertyValue(id as u8))?;
             p.subscription_identifiers.push(value);
         }
         P::SessionExpiryInterval => p.session_expiry_interval = Some(r.u32()?),
@@ -121,32 +113,20 @@ mod tests {
 
     #[test]
     fn empty_block() {
-        assert_eq!(
-            decode(&[0], PropertyContext::Connect),
-            Ok(Properties::default())
-        );
+        assert_eq!(decode(&[0], PropertyContext::Connect), Ok(Properties::default()));
     }
 
     #[test]
     fn user_properties_repeat_in_order() {
-        let props = decode(
-            &[13, 0x26, 0, 1, b'a', 0, 1, b'1', 0x26, 0, 1, b'a', 0, 0],
-            PropertyContext::PubAck,
-        );
+        let props = decode(&[13, 0x26, 0, 1, b'a', 0, 1, b'1', 0x26, 0, 1, b'a', 0, 0], PropertyContext::PubAck);
         let expected = vec![("a".into(), "1".into()), ("a".into(), String::new())];
         assert_eq!(props.map(|p| p.user_properties), Ok(expected));
     }
 
     #[test]
     fn unknown_property_mqtt_2_2_2_2() {
-        assert_eq!(
-            decode(&[2, 0x04, 0], PropertyContext::Publish),
-            Err(DecodeError::UnknownProperty(4))
-        );
-        assert_eq!(
-            decode(&[2, 0x81, 0x01], PropertyContext::Publish),
-            Err(DecodeError::UnknownProperty(0x81))
-        );
+        assert_eq!(decode(&[2, 0x04, 0], PropertyContext::Publish), Err(DecodeError::UnknownProperty(4)));
+        assert_eq!(decode(&[2, 0x81, 0x01], PropertyContext::Publish), Err(DecodeError::UnknownProperty(0x81)));
     }
 
     #[test]
@@ -154,18 +134,12 @@ mod tests {
         // Topic alias belongs to PUBLISH only.
         assert_eq!(
             decode(&[3, 0x23, 0, 1], PropertyContext::Connect),
-            Err(DecodeError::PropertyNotAllowed {
-                id: 0x23,
-                packet: "CONNECT"
-            })
+            Err(DecodeError::PropertyNotAllowed { id: 0x23, packet: "CONNECT" })
         );
         // Will delay interval belongs to the will properties, not CONNECT's own.
         assert_eq!(
             decode(&[5, 0x18, 0, 0, 0, 1], PropertyContext::Connect),
-            Err(DecodeError::PropertyNotAllowed {
-                id: 0x18,
-                packet: "CONNECT"
-            })
+            Err(DecodeError::PropertyNotAllowed { id: 0x18, packet: "CONNECT" })
         );
     }
 
@@ -189,10 +163,7 @@ mod tests {
 
     #[test]
     fn subscription_identifier_zero_is_a_protocol_error_mqtt_3_8_2_1_2() {
-        assert_eq!(
-            decode(&[2, 0x0B, 0], PropertyContext::Subscribe),
-            Err(DecodeError::InvalidPropertyValue(0x0B))
-        );
+        assert_eq!(decode(&[2, 0x0B, 0], PropertyContext::Subscribe), Err(DecodeError::InvalidPropertyValue(0x0B)));
     }
 
     #[test]
@@ -210,24 +181,14 @@ mod tests {
             (&[2, 0x25, 7], ConnAck, 0x25),
         ];
         for (bytes, context, id) in cases {
-            assert_eq!(
-                decode(bytes, context),
-                Err(DecodeError::InvalidPropertyValue(id)),
-                "{id:#x}"
-            );
+            assert_eq!(decode(bytes, context), Err(DecodeError::InvalidPropertyValue(id)), "{id:#x}");
         }
     }
 
     #[test]
     fn property_block_longer_than_body_is_truncated() {
-        assert_eq!(
-            decode(&[5, 0x01, 1], PropertyContext::Publish),
-            Err(DecodeError::Truncated)
-        );
+        assert_eq!(decode(&[5, 0x01, 1], PropertyContext::Publish), Err(DecodeError::Truncated));
         // A value running past the end of its block is truncated too, even if the body goes on.
-        assert_eq!(
-            decode(&[2, 0x02, 0, 0, 0], PropertyContext::Publish),
-            Err(DecodeError::Truncated)
-        );
+        assert_eq!(decode(&[2, 0x02, 0, 0, 0], PropertyContext::Publish), Err(DecodeError::Truncated));
     }
 }

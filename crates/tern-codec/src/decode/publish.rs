@@ -11,19 +11,11 @@ use crate::properties::Properties;
 use crate::property_rules::PropertyContext;
 
 /// PUBLISH; `flags` were checked by the fixed header already.
-pub(super) fn decode_publish(
-    r: &mut Reader,
-    flags: u8,
-    version: ProtocolVersion,
-) -> Result<Publish, DecodeError> {
+pub(super) fn decode_publish(r: &mut Reader, flags: u8, version: ProtocolVersion) -> Result<Publish, DecodeError> {
     let qos = QoS::from_u8((flags >> 1) & 0b11).ok_or(DecodeError::InvalidQoS)?;
     let topic = topic_name(r)?;
     // [MQTT-2.3.1-5]: a packet identifier exactly when QoS > 0, and never zero.
-    let packet_id = if qos == QoS::AtMostOnce {
-        None
-    } else {
-        Some(r.packet_id()?)
-    };
+    let packet_id = if qos == QoS::AtMostOnce { None } else { Some(r.packet_id()?) };
     let properties = if version == ProtocolVersion::V5 {
         decode_properties(r, PropertyContext::Publish)?
     } else {
@@ -51,35 +43,15 @@ pub(super) fn decode_response(
 ) -> Result<Packet, DecodeError> {
     // PUBACK and PUBREC share their reason codes, as do PUBREL and PUBCOMP.
     let (wrap, context, allowed): (fn(PubResponse) -> Packet, _, _) = match packet_type {
-        4 => (
-            Packet::PubAck,
-            PropertyContext::PubAck,
-            reason_codes::PUBACK,
-        ),
-        5 => (
-            Packet::PubRec,
-            PropertyContext::PubRec,
-            reason_codes::PUBACK,
-        ),
-        6 => (
-            Packet::PubRel,
-            PropertyContext::PubRel,
-            reason_codes::PUBREL,
-        ),
-        _ => (
-            Packet::PubComp,
-            PropertyContext::PubComp,
-            reason_codes::PUBREL,
-        ),
+        4 => (Packet::PubAck, PropertyContext::PubAck, reason_codes::PUBACK),
+        5 => (Packet::PubRec, PropertyContext::PubRec, reason_codes::PUBACK),
+        6 => (Packet::PubRel, PropertyContext::PubRel, reason_codes::PUBREL),
+        _ => (Packet::PubComp, PropertyContext::PubComp, reason_codes::PUBREL),
     };
     let packet_id = r.packet_id()?;
     if version < ProtocolVersion::V5 {
         return Ok(wrap(PubResponse::new(packet_id)));
     }
     let (reason_code, properties) = optional_reason_and_properties(r, allowed, context)?;
-    Ok(wrap(PubResponse {
-        packet_id,
-        reason_code,
-        properties,
-    }))
+    Ok(wrap(PubResponse { packet_id, reason_code, properties }))
 }

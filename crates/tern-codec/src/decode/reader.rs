@@ -128,31 +128,19 @@ mod tests {
     #[test]
     fn strings_must_be_well_formed_utf8_mqtt_1_5_3_1() {
         // An encoded UTF-16 surrogate (U+D800) is not well-formed UTF-8.
-        assert_eq!(
-            reader(&[0, 3, 0xED, 0xA0, 0x80]).string(),
-            Err(DecodeError::InvalidUtf8)
-        );
-        assert_eq!(
-            reader(&[0, 1, 0xFF]).string(),
-            Err(DecodeError::InvalidUtf8)
-        );
+        assert_eq!(reader(&[0, 3, 0xED, 0xA0, 0x80]).string(), Err(DecodeError::InvalidUtf8));
+        assert_eq!(reader(&[0, 1, 0xFF]).string(), Err(DecodeError::InvalidUtf8));
         assert_eq!(reader(&[0, 2, 0xC3, 0xA9]).string(), Ok("é".to_owned()));
     }
 
     #[test]
     fn strings_must_not_contain_null_mqtt_1_5_3_2() {
-        assert_eq!(
-            reader(&[0, 3, b'a', 0, b'b']).string(),
-            Err(DecodeError::NullCharacter)
-        );
+        assert_eq!(reader(&[0, 3, b'a', 0, b'b']).string(), Err(DecodeError::NullCharacter));
     }
 
     #[test]
     fn subscription_identifier_varint_of_five_bytes_is_malformed() {
-        assert_eq!(
-            reader(&[0xFF, 0xFF, 0xFF, 0xFF, 0x01]).varint(),
-            Err(DecodeError::MalformedVariableByteInteger)
-        );
+        assert_eq!(reader(&[0xFF, 0xFF, 0xFF, 0xFF, 0x01]).varint(), Err(DecodeError::MalformedVariableByteInteger));
     }
 
     #[test]

@@ -54,11 +54,7 @@ pub(super) fn write_connect<S: Sink>(s: &mut S, connect: &Connect) -> Result<(),
 }
 
 /// CONNACK: acknowledge flags, return/reason code, then properties in 5.0.
-pub(super) fn write_connack<S: Sink>(
-    s: &mut S,
-    ack: &ConnAck,
-    version: ProtocolVersion,
-) -> Result<(), EncodeError> {
+pub(super) fn write_connack<S: Sink>(s: &mut S, ack: &ConnAck, version: ProtocolVersion) -> Result<(), EncodeError> {
     // 3.1 has no session present flag: its first byte is reserved and must be 0.
     let session_present = ack.session_present && version != ProtocolVersion::V3_1;
     s.put_u8(u8::from(session_present));

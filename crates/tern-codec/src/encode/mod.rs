@@ -25,11 +25,7 @@ use sink::{property_content_len, Counter, Sink};
 /// valid form rather than a packet the peer must refuse: DUP is only written for QoS 1 and 2
 /// ([MQTT-3.3.1-2]), a QoS 0 PUBLISH carries no packet identifier, properties a packet does
 /// not allow are left out, and 3.1/3.1.1 SUBACK failure codes are all written as 0x80.
-pub fn encode(
-    packet: &Packet,
-    version: ProtocolVersion,
-    buf: &mut BytesMut,
-) -> Result<(), EncodeError> {
+pub fn encode(packet: &Packet, version: ProtocolVersion, buf: &mut BytesMut) -> Result<(), EncodeError> {
     let version = wire_version(packet, version)?;
     let remaining = body_len(packet, version)?;
     buf.reserve(1 + varint::len(remaining) + remaining);
@@ -37,11 +33,7 @@ pub fn encode(
     Sink::put_varint(buf, remaining);
     let start = buf.len();
     write_body(packet, version, buf)?;
-    debug_assert_eq!(
-        buf.len() - start,
-        remaining,
-        "the counting pass disagrees with the writing pass"
-    );
+    debug_assert_eq!(buf.len() - start, remaining, "the counting pass disagrees with the writing pass");
     Ok(())
 }
 
@@ -57,10 +49,9 @@ pub fn encoded_len(packet: &Packet, version: ProtocolVersion) -> Result<usize, E
 fn wire_version(packet: &Packet, version: ProtocolVersion) -> Result<ProtocolVersion, EncodeError> {
     match packet {
         Packet::Connect(connect) => Ok(connect.protocol),
-        Packet::Auth(_) if version < ProtocolVersion::V5 => Err(EncodeError::NotInVersion {
-            packet: "AUTH",
-            level: version.level(),
-        }),
+        Packet::Auth(_) if version < ProtocolVersion::V5 => {
+            Err(EncodeError::NotInVersion { packet: "AUTH", level: version.level() })
+        }
         _ => Ok(version),
     }
 }
@@ -88,11 +79,7 @@ fn first_byte(packet: &Packet) -> u8 {
     (packet.packet_type() << 4) | flags
 }
 
-fn write_body<S: Sink>(
-    packet: &Packet,
-    version: ProtocolVersion,
-    s: &mut S,
-) -> Result<(), EncodeError> {
+fn write_body<S: Sink>(packet: &Packet, version: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
     let v5 = version == ProtocolVersion::V5;
     match packet {
         Packet::Connect(connect) => connect::write_connect(s, connect),
@@ -108,21 +95,11 @@ fn write_body<S: Sink>(
         Packet::UnsubAck(ack) => subscribe::write_unsuback(s, ack, v5),
         Packet::PingReq | Packet::PingResp => Ok(()),
         // [MQTT-3.14.2.1]: DISCONNECT may stop after its reason code.
-        Packet::Disconnect(d) if v5 => write_reason_and_properties(
-            s,
-            d.reason_code,
-            &d.properties,
-            PropertyContext::Disconnect,
-            true,
-        ),
+        Packet::Disconnect(d) if v5 => {
+            write_reason_and_properties(s, d.reason_code, &d.properties, PropertyContext::Disconnect, true)
+        }
         Packet::Disconnect(_) => Ok(()),
-        Packet::Auth(a) => write_reason_and_properties(
-            s,
-            a.reason_code,
-            &a.properties,
-            PropertyContext::Auth,
-            false,
-        ),
+        Packet::Auth(a) => write_reason_and_properties(s, a.reason_code, &a.properties, PropertyContext::Auth, false),
     }
 }
 

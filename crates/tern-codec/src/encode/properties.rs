@@ -26,11 +26,7 @@ pub(crate) fn write_property_content<S: Sink>(
     if w.allowed(P::SubscriptionIdentifier) {
         // SUBSCRIBE carries at most one; extra values could only produce a packet the peer
         // must refuse, so only the first is written there.
-        let count = if context == PropertyContext::Publish {
-            usize::MAX
-        } else {
-            1
-        };
+        let count = if context == PropertyContext::Publish { usize::MAX } else { 1 };
         for &id in p.subscription_identifiers.iter().take(count) {
             let value = usize::try_from(id).unwrap_or(usize::MAX);
             if id == 0 || value > MAX_REMAINING_LENGTH {
@@ -41,19 +37,13 @@ pub(crate) fn write_property_content<S: Sink>(
         }
     }
     w.u32(P::SessionExpiryInterval, p.session_expiry_interval);
-    w.string(
-        P::AssignedClientIdentifier,
-        p.assigned_client_identifier.as_deref(),
-    )?;
+    w.string(P::AssignedClientIdentifier, p.assigned_client_identifier.as_deref())?;
     w.u16(P::ServerKeepAlive, p.server_keep_alive);
     w.string(P::AuthenticationMethod, p.authentication_method.as_deref())?;
     w.binary(P::AuthenticationData, p.authentication_data.as_deref())?;
     w.byte(P::RequestProblemInformation, p.request_problem_information);
     w.u32(P::WillDelayInterval, p.will_delay_interval);
-    w.byte(
-        P::RequestResponseInformation,
-        p.request_response_information,
-    );
+    w.byte(P::RequestResponseInformation, p.request_response_information);
     w.string(P::ResponseInformation, p.response_information.as_deref())?;
     w.string(P::ServerReference, p.server_reference.as_deref())?;
     w.string(P::ReasonString, p.reason_string.as_deref())?;
@@ -70,18 +60,9 @@ pub(crate) fn write_property_content<S: Sink>(
         }
     }
     w.u32(P::MaximumPacketSize, p.maximum_packet_size);
-    w.byte(
-        P::WildcardSubscriptionAvailable,
-        p.wildcard_subscription_available,
-    );
-    w.byte(
-        P::SubscriptionIdentifierAvailable,
-        p.subscription_identifier_available,
-    );
-    w.byte(
-        P::SharedSubscriptionAvailable,
-        p.shared_subscription_available,
-    );
+    w.byte(P::WildcardSubscriptionAvailable, p.wildcard_subscription_available);
+    w.byte(P::SubscriptionIdentifierAvailable, p.subscription_identifier_available);
+    w.byte(P::SharedSubscriptionAvailable, p.shared_subscription_available);
     Ok(())
 }
 
@@ -166,55 +147,28 @@ mod tests {
             user_properties: vec![("k".into(), "v".into())],
             ..Properties::default()
         };
-        assert_eq!(
-            content(&p, PropertyContext::Publish),
-            Ok(vec![0x23, 0, 7, 0x26, 0, 1, b'k', 0, 1, b'v'])
-        );
-        assert_eq!(
-            content(&p, PropertyContext::PubAck),
-            Ok(vec![0x1F, 0, 1, b'r', 0x26, 0, 1, b'k', 0, 1, b'v'])
-        );
+        assert_eq!(content(&p, PropertyContext::Publish), Ok(vec![0x23, 0, 7, 0x26, 0, 1, b'k', 0, 1, b'v']));
+        assert_eq!(content(&p, PropertyContext::PubAck), Ok(vec![0x1F, 0, 1, b'r', 0x26, 0, 1, b'k', 0, 1, b'v']));
     }
 
     #[test]
     fn subscription_identifier_is_encoded_as_varint() {
-        let p = Properties {
-            subscription_identifiers: vec![1, 268_435_455],
-            ..Properties::default()
-        };
-        assert_eq!(
-            content(&p, PropertyContext::Publish),
-            Ok(vec![0x0B, 0x01, 0x0B, 0xFF, 0xFF, 0xFF, 0x7F])
-        );
-        assert_eq!(
-            content(&p, PropertyContext::Subscribe),
-            Ok(vec![0x0B, 0x01])
-        );
+        let p = Properties { subscription_identifiers: vec![1, 268_435_455], ..Properties::default() };
+        assert_eq!(content(&p, PropertyContext::Publish), Ok(vec![0x0B, 0x01, 0x0B, 0xFF, 0xFF, 0xFF, 0x7F]));
+        assert_eq!(content(&p, PropertyContext::Subscribe), Ok(vec![0x0B, 0x01]));
     }
 
     #[test]
     fn out_of_range_subscription_identifier_is_refused() {
         for id in [0, 268_435_456] {
-            let p = Properties {
-                subscription_identifiers: vec![id],
-                ..Properties::default()
-            };
-            assert_eq!(
-                content(&p, PropertyContext::Publish),
-                Err(EncodeError::SubscriptionIdentifierOutOfRange(id))
-            );
+            let p = Properties { subscription_identifiers: vec![id], ..Properties::default() };
+            assert_eq!(content(&p, PropertyContext::Publish), Err(EncodeError::SubscriptionIdentifierOutOfRange(id)));
         }
     }
 
     #[test]
     fn overlong_property_string_is_refused() {
-        let p = Properties {
-            reason_string: Some("x".repeat(65_536)),
-            ..Properties::default()
-        };
-        assert_eq!(
-            content(&p, PropertyContext::PubAck),
-            Err(EncodeError::FieldTooLong(65_536))
-        );
+        let p = Properties { reason_string: Some("x".repeat(65_536)), ..Properties::default() };
+        assert_eq!(content(&p, PropertyContext::PubAck), Err(EncodeError::FieldTooLong(65_536)));
     }
 }

@@ -6,11 +6,7 @@ use crate::error::EncodeError;
 use crate::packet::{PubResponse, Publish, QoS};
 use crate::property_rules::PropertyContext;
 
-pub(super) fn write_publish<S: Sink>(
-    s: &mut S,
-    publish: &Publish,
-    v5: bool,
-) -> Result<(), EncodeError> {
+pub(super) fn write_publish<S: Sink>(s: &mut S, publish: &Publish, v5: bool) -> Result<(), EncodeError> {
     s.put_string(publish.topic.as_str())?;
     // [MQTT-2.3.1-5]: a packet identifier only for QoS 1 and 2, where it is required.
     if publish.qos != QoS::AtMostOnce {

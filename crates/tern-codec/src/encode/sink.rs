@@ -82,12 +82,7 @@ impl Sink for Counter {
         Ok(())
     }
 
-    fn put_property_block(
-        &mut self,
-        len: usize,
-        _: &Properties,
-        _: PropertyContext,
-    ) -> Result<(), EncodeError> {
+    fn put_property_block(&mut self, len: usize, _: &Properties, _: PropertyContext) -> Result<(), EncodeError> {
         self.len += varint::len(len) + len;
         Ok(())
     }
@@ -126,10 +121,7 @@ impl Sink for BytesMut {
 }
 
 /// The length of the content of a property block for `context` (without its length prefix).
-pub(crate) fn property_content_len(
-    props: &Properties,
-    context: PropertyContext,
-) -> Result<usize, EncodeError> {
+pub(crate) fn property_content_len(props: &Properties, context: PropertyContext) -> Result<usize, EncodeError> {
     let mut counter = Counter::default();
     write_property_content(&mut counter, props, context)?;
     if counter.len > varint::MAX_REMAINING_LENGTH {

@@ -5,11 +5,7 @@ use crate::error::EncodeError;
 use crate::packet::{SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe};
 use crate::property_rules::PropertyContext;
 
-pub(super) fn write_subscribe<S: Sink>(
-    s: &mut S,
-    sub: &Subscribe,
-    v5: bool,
-) -> Result<(), EncodeError> {
+pub(super) fn write_subscribe<S: Sink>(s: &mut S, sub: &Subscribe, v5: bool) -> Result<(), EncodeError> {
     s.put_u16(sub.packet_id.get());
     if v5 {
         put_properties(s, &sub.properties, PropertyContext::Subscribe)?;
@@ -40,21 +36,13 @@ pub(super) fn write_suback<S: Sink>(s: &mut S, ack: &SubAck, v5: bool) -> Result
     } else {
         // 3.1.1 has a single failure code; every 5.0 failure reason maps onto it.
         for &code in &ack.return_codes {
-            s.put_u8(if code >= SubAck::FAILURE {
-                SubAck::FAILURE
-            } else {
-                code
-            });
+            s.put_u8(if code >= SubAck::FAILURE { SubAck::FAILURE } else { code });
         }
     }
     Ok(())
 }
 
-pub(super) fn write_unsubscribe<S: Sink>(
-    s: &mut S,
-    unsub: &Unsubscribe,
-    v5: bool,
-) -> Result<(), EncodeError> {
+pub(super) fn write_unsubscribe<S: Sink>(s: &mut S, unsub: &Unsubscribe, v5: bool) -> Result<(), EncodeError> {
     s.put_u16(unsub.packet_id.get());
     if v5 {
         put_properties(s, &unsub.properties, PropertyContext::Unsubscribe)?;
@@ -66,11 +54,7 @@ pub(super) fn write_unsubscribe<S: Sink>(
 }
 
 /// UNSUBACK: the packet identifier, plus properties and reason codes in 5.0 ([MQTT-3.11]).
-pub(super) fn write_unsuback<S: Sink>(
-    s: &mut S,
-    ack: &UnsubAck,
-    v5: bool,
-) -> Result<(), EncodeError> {
+pub(super) fn write_unsuback<S: Sink>(s: &mut S, ack: &UnsubAck, v5: bool) -> Result<(), EncodeError> {
     s.put_u16(ack.packet_id.get());
     if v5 {
         put_properties(s, &ack.properties, PropertyContext::UnsubAck)?;

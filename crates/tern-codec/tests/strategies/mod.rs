@@ -30,11 +30,7 @@ pub fn packet_id() -> impl Strategy<Value = PacketId> {
 }
 
 pub fn qos() -> impl Strategy<Value = QoS> {
-    prop_oneof![
-        Just(QoS::AtMostOnce),
-        Just(QoS::AtLeastOnce),
-        Just(QoS::ExactlyOnce)
-    ]
+    prop_oneof![Just(QoS::AtMostOnce), Just(QoS::AtLeastOnce), Just(QoS::ExactlyOnce)]
 }
 
 /// One of `codes`.
@@ -144,25 +140,17 @@ pub fn restrict(p: Properties, ctx: Ctx) -> Properties {
         response_topic: p.response_topic.filter(|_| is(&[Publish, Will])),
         correlation_data: p.correlation_data.filter(|_| is(&[Publish, Will])),
         subscription_identifiers,
-        session_expiry_interval: p
-            .session_expiry_interval
-            .filter(|_| is(&[Connect, ConnAck, Disconnect])),
+        session_expiry_interval: p.session_expiry_interval.filter(|_| is(&[Connect, ConnAck, Disconnect])),
         assigned_client_identifier: p.assigned_client_identifier.filter(|_| is(&[ConnAck])),
         server_keep_alive: p.server_keep_alive.filter(|_| is(&[ConnAck])),
-        authentication_method: p
-            .authentication_method
-            .filter(|_| is(&[Connect, ConnAck, Auth])),
-        authentication_data: p
-            .authentication_data
-            .filter(|_| is(&[Connect, ConnAck, Auth])),
+        authentication_method: p.authentication_method.filter(|_| is(&[Connect, ConnAck, Auth])),
+        authentication_data: p.authentication_data.filter(|_| is(&[Connect, ConnAck, Auth])),
         request_problem_information: p.request_problem_information.filter(|_| is(&[Connect])),
         will_delay_interval: p.will_delay_interval.filter(|_| is(&[Will])),
         request_response_information: p.request_response_information.filter(|_| is(&[Connect])),
         response_information: p.response_information.filter(|_| is(&[ConnAck])),
         server_reference: p.server_reference.filter(|_| is(&[ConnAck, Disconnect])),
-        reason_string: p
-            .reason_string
-            .filter(|_| is(&[ConnAck, PubResponse, SubAck, UnsubAck, Disconnect, Auth])),
+        reason_string: p.reason_string.filter(|_| is(&[ConnAck, PubResponse, SubAck, UnsubAck, Disconnect, Auth])),
         receive_maximum: p.receive_maximum.filter(|_| is(&[Connect, ConnAck])),
         topic_alias_maximum: p.topic_alias_maximum.filter(|_| is(&[Connect, ConnAck])),
         topic_alias: p.topic_alias.filter(|_| is(&[Publish])),
@@ -170,12 +158,8 @@ pub fn restrict(p: Properties, ctx: Ctx) -> Properties {
         retain_available: p.retain_available.filter(|_| is(&[ConnAck])),
         user_properties: p.user_properties,
         maximum_packet_size: p.maximum_packet_size.filter(|_| is(&[Connect, ConnAck])),
-        wildcard_subscription_available: p
-            .wildcard_subscription_available
-            .filter(|_| is(&[ConnAck])),
-        subscription_identifier_available: p
-            .subscription_identifier_available
-            .filter(|_| is(&[ConnAck])),
+        wildcard_subscription_available: p.wildcard_subscription_available.filter(|_| is(&[ConnAck])),
+        subscription_identifier_available: p.subscription_identifier_available.filter(|_| is(&[ConnAck])),
         shared_subscription_available: p.shared_subscription_available.filter(|_| is(&[ConnAck])),
     }
 }
@@ -190,20 +174,8 @@ pub fn properties(version: ProtocolVersion, ctx: Ctx) -> BoxedStrategy<Propertie
 }
 
 fn will(version: ProtocolVersion) -> impl Strategy<Value = LastWill> {
-    (
-        topic_name(),
-        binary(),
-        qos(),
-        any::<bool>(),
-        properties(version, Ctx::Will),
-    )
-        .prop_map(|(topic, payload, qos, retain, properties)| LastWill {
-            topic,
-            payload,
-            qos,
-            retain,
-            properties,
-        })
+    (topic_name(), binary(), qos(), any::<bool>(), properties(version, Ctx::Will))
+        .prop_map(|(topic, payload, qos, retain, properties)| LastWill { topic, payload, qos, retain, properties })
 }
 
 pub fn connect(version: ProtocolVersion) -> impl Strategy<Value = Packet> {
@@ -216,107 +188,76 @@ pub fn connect(version: ProtocolVersion) -> impl Strategy<Value = Packet> {
         sometimes(binary()),
         properties(version, Ctx::Connect),
     )
-        .prop_map(
-            move |(clean_start, keep_alive, client_id, will, username, password, properties)| {
-                // [MQTT-3.1.2-22]: before 5.0 a password needs a username.
-                let password = if version < V5 && username.is_none() {
-                    None
-                } else {
-                    password
-                };
-                Packet::Connect(Box::new(Connect {
-                    protocol: version,
-                    clean_start,
-                    keep_alive,
-                    client_id,
-                    will,
-                    username,
-                    password,
-                    properties,
-                }))
-            },
-        )
+        .prop_map(move |(clean_start, keep_alive, client_id, will, username, password, properties)| {
+            // [MQTT-3.1.2-22]: before 5.0 a password needs a username.
+            let password = if version < V5 && username.is_none() { None } else { password };
+            Packet::Connect(Box::new(Connect {
+                protocol: version,
+                clean_start,
+                keep_alive,
+                client_id,
+                will,
+                username,
+                password,
+                properties,
+            }))
+        })
 }
 
 const CONNACK_V3: &[u8] = &[0, 1, 2, 3, 4, 5];
 const CONNACK_V5: &[u8] = &[
-    0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x8C, 0x90, 0x95, 0x97,
-    0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9F,
+    0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x8C, 0x90, 0x95, 0x97, 0x99, 0x9A, 0x9B,
+    0x9C, 0x9D, 0x9F,
 ];
 const PUBACK: &[u8] = &[0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99];
 const PUBREL: &[u8] = &[0x00, 0x92];
 const SUBACK_V3: &[u8] = &[0x00, 0x01, 0x02, 0x80];
-const SUBACK_V5: &[u8] = &[
-    0x00, 0x01, 0x02, 0x80, 0x83, 0x87, 0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2,
-];
+const SUBACK_V5: &[u8] = &[0x00, 0x01, 0x02, 0x80, 0x83, 0x87, 0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2];
 const UNSUBACK: &[u8] = &[0x00, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91];
 const DISCONNECT: &[u8] = &[
-    0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8B, 0x8D, 0x8E, 0x8F, 0x90, 0x93, 0x94, 0x95,
-    0x96, 0x97, 0x98, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9E, 0x9F, 0xA0, 0xA1, 0xA2,
+    0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8B, 0x8D, 0x8E, 0x8F, 0x90, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98,
+    0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9E, 0x9F, 0xA0, 0xA1, 0xA2,
 ];
 const AUTH: &[u8] = &[0x00, 0x18, 0x19];
 
 fn connack(version: ProtocolVersion) -> impl Strategy<Value = Packet> {
-    let codes = if version == V5 {
-        CONNACK_V5
-    } else {
-        CONNACK_V3
-    };
-    (
-        any::<bool>(),
-        code(codes),
-        properties(version, Ctx::ConnAck),
-    )
-        .prop_map(move |(session_present, code, properties)| {
+    let codes = if version == V5 { CONNACK_V5 } else { CONNACK_V3 };
+    (any::<bool>(), code(codes), properties(version, Ctx::ConnAck)).prop_map(
+        move |(session_present, code, properties)| {
             Packet::ConnAck(ConnAck {
                 // 3.1 has no session present flag.
                 session_present: session_present && version != ProtocolVersion::V3_1,
                 code: ConnectReturnCode(code),
                 properties,
             })
-        })
+        },
+    )
 }
 
 fn publish(version: ProtocolVersion) -> impl Strategy<Value = Packet> {
-    (
-        qos(),
-        any::<bool>(),
-        any::<bool>(),
-        topic_name(),
-        packet_id(),
-        binary(),
-        properties(version, Ctx::Publish),
-    )
-        .prop_map(
-            |(qos, dup, retain, topic, packet_id, payload, properties)| {
-                let qos0 = qos == QoS::AtMostOnce;
-                Packet::Publish(Publish {
-                    dup: dup && !qos0,
-                    qos,
-                    retain,
-                    topic,
-                    packet_id: if qos0 { None } else { Some(packet_id) },
-                    payload,
-                    properties,
-                })
-            },
-        )
+    (qos(), any::<bool>(), any::<bool>(), topic_name(), packet_id(), binary(), properties(version, Ctx::Publish))
+        .prop_map(|(qos, dup, retain, topic, packet_id, payload, properties)| {
+            let qos0 = qos == QoS::AtMostOnce;
+            Packet::Publish(Publish {
+                dup: dup && !qos0,
+                qos,
+                retain,
+                topic,
+                packet_id: if qos0 { None } else { Some(packet_id) },
+                payload,
+                properties,
+            })
+        })
 }
 
-fn pub_response(
-    version: ProtocolVersion,
-    codes: &'static [u8],
-) -> impl Strategy<Value = PubResponse> {
-    (
-        packet_id(),
-        code(codes),
-        properties(version, Ctx::PubResponse),
-    )
-        .prop_map(move |(packet_id, reason_code, properties)| PubResponse {
+fn pub_response(version: ProtocolVersion, codes: &'static [u8]) -> impl Strategy<Value = PubResponse> {
+    (packet_id(), code(codes), properties(version, Ctx::PubResponse)).prop_map(
+        move |(packet_id, reason_code, properties)| PubResponse {
             packet_id,
             reason_code: if version == V5 { reason_code } else { 0 },
             properties,
-        })
+        },
+    )
 }
 
 fn subscription_options(version: ProtocolVersion) -> impl Strategy<Value = SubscriptionOptions> {
@@ -328,109 +269,53 @@ fn subscription_options(version: ProtocolVersion) -> impl Strategy<Value = Subsc
     (qos(), any::<bool>(), any::<bool>(), retain_handling).prop_map(
         move |(qos, no_local, retain_as_published, retain_handling)| {
             if version == V5 {
-                SubscriptionOptions {
-                    qos,
-                    no_local,
-                    retain_as_published,
-                    retain_handling,
-                }
+                SubscriptionOptions { qos, no_local, retain_as_published, retain_handling }
             } else {
-                SubscriptionOptions {
-                    qos,
-                    ..SubscriptionOptions::default()
-                }
+                SubscriptionOptions { qos, ..SubscriptionOptions::default() }
             }
         },
     )
 }
 
 fn subscribe(version: ProtocolVersion) -> impl Strategy<Value = Packet> {
-    let filter = (string(), subscription_options(version))
-        .prop_map(|(filter, options)| SubscribeFilter { filter, options });
-    (
-        packet_id(),
-        vec(filter, 1..4),
-        properties(version, Ctx::Subscribe),
-    )
-        .prop_map(|(packet_id, filters, properties)| {
-            Packet::Subscribe(Subscribe {
-                packet_id,
-                filters,
-                properties,
-            })
-        })
+    let filter =
+        (string(), subscription_options(version)).prop_map(|(filter, options)| SubscribeFilter { filter, options });
+    (packet_id(), vec(filter, 1..4), properties(version, Ctx::Subscribe))
+        .prop_map(|(packet_id, filters, properties)| Packet::Subscribe(Subscribe { packet_id, filters, properties }))
 }
 
 fn suback(version: ProtocolVersion) -> impl Strategy<Value = Packet> {
     let codes = if version == V5 { SUBACK_V5 } else { SUBACK_V3 };
-    (
-        packet_id(),
-        vec(code(codes), 0..4),
-        properties(version, Ctx::SubAck),
+    (packet_id(), vec(code(codes), 0..4), properties(version, Ctx::SubAck)).prop_map(
+        |(packet_id, return_codes, properties)| Packet::SubAck(SubAck { packet_id, return_codes, properties }),
     )
-        .prop_map(|(packet_id, return_codes, properties)| {
-            Packet::SubAck(SubAck {
-                packet_id,
-                return_codes,
-                properties,
-            })
-        })
 }
 
 fn unsubscribe(version: ProtocolVersion) -> impl Strategy<Value = Packet> {
-    (
-        packet_id(),
-        vec(string(), 1..4),
-        properties(version, Ctx::Unsubscribe),
+    (packet_id(), vec(string(), 1..4), properties(version, Ctx::Unsubscribe)).prop_map(
+        |(packet_id, filters, properties)| Packet::Unsubscribe(Unsubscribe { packet_id, filters, properties }),
     )
-        .prop_map(|(packet_id, filters, properties)| {
-            Packet::Unsubscribe(Unsubscribe {
-                packet_id,
-                filters,
-                properties,
-            })
-        })
 }
 
 fn unsuback(version: ProtocolVersion) -> impl Strategy<Value = Packet> {
-    (
-        packet_id(),
-        vec(code(UNSUBACK), 0..4),
-        properties(version, Ctx::UnsubAck),
-    )
-        .prop_map(move |(packet_id, reason_codes, properties)| {
-            let reason_codes = if version == V5 {
-                reason_codes
-            } else {
-                Vec::new()
-            };
-            Packet::UnsubAck(UnsubAck {
-                packet_id,
-                reason_codes,
-                properties,
-            })
-        })
-}
-
-fn disconnect(version: ProtocolVersion) -> impl Strategy<Value = Packet> {
-    (code(DISCONNECT), properties(version, Ctx::Disconnect)).prop_map(
-        move |(reason_code, properties)| {
-            let reason_code = if version == V5 { reason_code } else { 0 };
-            Packet::Disconnect(Disconnect {
-                reason_code,
-                properties,
-            })
+    (packet_id(), vec(code(UNSUBACK), 0..4), properties(version, Ctx::UnsubAck)).prop_map(
+        move |(packet_id, reason_codes, properties)| {
+            let reason_codes = if version == V5 { reason_codes } else { Vec::new() };
+            Packet::UnsubAck(UnsubAck { packet_id, reason_codes, properties })
         },
     )
 }
 
-fn auth() -> impl Strategy<Value = Packet> {
-    (code(AUTH), properties(V5, Ctx::Auth)).prop_map(|(reason_code, properties)| {
-        Packet::Auth(Auth {
-            reason_code,
-            properties,
-        })
+fn disconnect(version: ProtocolVersion) -> impl Strategy<Value = Packet> {
+    (code(DISCONNECT), properties(version, Ctx::Disconnect)).prop_map(move |(reason_code, properties)| {
+        let reason_code = if version == V5 { reason_code } else { 0 };
+        Packet::Disconnect(Disconnect { reason_code, properties })
     })
+}
+
+fn auth() -> impl Strategy<Value = Packet> {
+    (code(AUTH), properties(V5, Ctx::Auth))
+        .prop_map(|(reason_code, properties)| Packet::Auth(Auth { reason_code, properties }))
 }
 
 /// Any packet valid for a connection of `version`.

@@ -63,9 +63,7 @@ fn parse_protocol(value: &str) -> Result<ProtocolVersion, String> {
         "mqttv31" | "31" => Ok(ProtocolVersion::V3_1),
         "mqttv311" | "311" => Ok(ProtocolVersion::V3_1_1),
         "mqttv5" | "5" => Ok(ProtocolVersion::V5),
-        _ => Err(format!(
-            "unknown protocol version '{value}' (use mqttv31, mqttv311 or mqttv5)"
-        )),
+        _ => Err(format!("unknown protocol version '{value}' (use mqttv31, mqttv311 or mqttv5)")),
     }
 }
 
@@ -97,10 +95,7 @@ impl ConnectionArgs {
             protocol: self.protocol,
             clean_start,
             keep_alive: self.keepalive,
-            client_id: self
-                .id
-                .clone()
-                .unwrap_or_else(|| format!("{prefix}-{}", random_suffix())),
+            client_id: self.id.clone().unwrap_or_else(|| format!("{prefix}-{}", random_suffix())),
             will,
             username: self.username.clone(),
             password: self.password.clone().map(Bytes::from),
@@ -127,9 +122,7 @@ fn qos_from_flag(value: u8) -> QoS {
 fn random_suffix() -> String {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u32(std::process::id());
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     hasher.write_u128(nanos.as_nanos());
     format!("{:012x}", hasher.finish() & 0xffff_ffff_ffff)
 }

@@ -21,9 +21,9 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use bytes::{Bytes, BytesMut};
 use tern_codec::{
-    decode, encode, ConnAck, Connect, ConnectReturnCode, DecodeOptions, Disconnect, Packet,
-    PacketId, Properties, ProtocolVersion, PubResponse, Publish, QoS, SubAck, Subscribe,
-    SubscribeFilter, SubscriptionOptions, TopicFilter, TopicName, MAX_REMAINING_LENGTH,
+    decode, encode, ConnAck, Connect, ConnectReturnCode, DecodeOptions, Disconnect, Packet, PacketId, Properties,
+    ProtocolVersion, PubResponse, Publish, QoS, SubAck, Subscribe, SubscribeFilter, SubscriptionOptions, TopicFilter,
+    TopicName, MAX_REMAINING_LENGTH,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -41,10 +41,7 @@ const MAX_PACKET_SIZE: usize = MAX_REMAINING_LENGTH + 5;
 
 /// A single-threaded tokio runtime for one command.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")
 }
 
 /// Sleeps until `deadline`, or forever when there is none; for optional branches of `select!`.
@@ -84,17 +81,8 @@ pub struct Client {
 
 impl Client {
     /// Connects to `host:port` and completes the CONNECT/CONNACK exchange.
-    pub async fn connect(
-        host: &str,
-        port: u16,
-        connect: Connect,
-        debug: bool,
-    ) -> anyhow::Result<Client> {
-        let address = if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
+    pub async fn connect(host: &str, port: u16, connect: Connect, debug: bool) -> anyhow::Result<Client> {
+        let address = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
         let stream = timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port)))
             .await
             .map_err(|_| anyhow!("timed out connecting to {address}"))?
@@ -108,8 +96,7 @@ impl Client {
             read_buf: BytesMut::with_capacity(4096),
             write_buf: BytesMut::with_capacity(4096),
             next_packet_id: PacketId::new(1).expect("1 is a valid packet id"),
-            keep_alive: (connect.keep_alive > 0)
-                .then(|| Duration::from_secs(connect.keep_alive.into())),
+            keep_alive: (connect.keep_alive > 0).then(|| Duration::from_secs(connect.keep_alive.into())),
             last_sent: Instant::now(),
             ping_sent: None,
             awaiting_pubrel: HashSet::new(),
@@ -119,19 +106,11 @@ impl Client {
         client.queue(&Packet::Connect(Box::new(connect)))?;
         let reply = timeout(CONNECT_TIMEOUT, client.read_packet())
             .await
-            .map_err(|_| {
-                anyhow!(
-                    "no CONNACK from {address} within {} s",
-                    CONNECT_TIMEOUT.as_secs()
-                )
-            })?
+            .map_err(|_| anyhow!("no CONNACK from {address} within {} s", CONNECT_TIMEOUT.as_secs()))?
             .context("waiting for CONNACK")?;
         match reply {
             Packet::ConnAck(connack) => client.accept_connack(connack)?,
-            other => bail!(
-                "protocol error: broker sent {} instead of CONNACK",
-                other.name()
-            ),
+            other => bail!("protocol error: broker sent {} instead of CONNACK", other.name()),
         }
         Ok(client)
     }
@@ -139,15 +118,8 @@ impl Client {
     fn accept_connack(&mut self, connack: ConnAck) -> anyhow::Result<()> {
         if connack.code != ConnectReturnCode::ACCEPTED {
             let code = connack.code.0;
-            let reason = connack
-                .properties
-                .reason_string
-                .map(|text| format!(": {text}"))
-                .unwrap_or_default();
-            bail!(
-                "connection refused: {} ({code:#04x}){reason}",
-                connack_text(self.version, code)
-            );
+            let reason = connack.properties.reason_string.map(|text| format!(": {text}")).unwrap_or_default();
+            bail!("connection refused: {} ({code:#04x}){reason}", connack_text(self.version, code));
         }
         if let Some(seconds) = connack.properties.server_keep_alive {
             // [MQTT-3.2.2-21]: the client must use the server's keep alive.
@@ -161,13 +133,7 @@ impl Client {
 
     /// Publishes one message and waits for the acknowledgements its QoS requires: none for
     /// QoS 0, PUBACK for 1, PUBREC then (after our PUBREL) PUBCOMP for 2.
-    pub async fn publish(
-        &mut self,
-        topic: &TopicName,
-        payload: Bytes,
-        qos: QoS,
-        retain: bool,
-    ) -> anyhow::Result<()> {
+    pub async fn publish(&mut self, topic: &TopicName, payload: Bytes, qos: QoS, retain: bool) -> anyhow::Result<()> {
         let packet_id = (qos != QoS::AtMostOnce).then(|| self.take_packet_id());
         let publish = Publish {
             dup: false,
@@ -195,22 +161,10 @@ impl Client {
     /// Subscribes to `filters` at `qos` and returns SUBACK's return codes, one per filter.
     pub async fn subscribe(&mut self, filters: &[TopicFilter], qos: QoS) -> anyhow::Result<SubAck> {
         let packet_id = self.take_packet_id();
-        let options = SubscriptionOptions {
-            qos,
-            ..SubscriptionOptions::default()
-        };
-        let filters = filters
-            .iter()
-            .map(|filter| SubscribeFilter {
-                filter: filter.as_str().to_owned(),
-                options,
-            })
-            .collect();
-        let subscribe = Subscribe {
-            packet_id,
-            filters,
-            properties: Properties::default(),
-        };
+        let options = SubscriptionOptions { qos, ..SubscriptionOptions::default() };
+        let filters =
+            filters.iter().map(|filter| SubscribeFilter { filter: filter.as_str().to_owned(), options }).collect();
+        let subscribe = Subscribe { packet_id, filters, properties: Properties::default() };
         self.queue(&Packet::Subscribe(subscribe))?;
         loop {
             match self.read_packet().await? {
@@ -247,14 +201,9 @@ impl Client {
             }
             self.queue(&Packet::Disconnect(Disconnect::default()))?;
             self.flush().await?;
-            self.stream
-                .shutdown()
-                .await
-                .context("closing the connection")
+            self.stream.shutdown().await.context("closing the connection")
         };
-        timeout(DISCONNECT_TIMEOUT, close)
-            .await
-            .map_err(|_| anyhow!("timed out disconnecting"))?
+        timeout(DISCONNECT_TIMEOUT, close).await.map_err(|_| anyhow!("timed out disconnecting"))?
     }
 
     /// Whether `-d` output is on; the commands print their own debug lines with it.
@@ -281,11 +230,7 @@ impl Client {
     }
 
     /// Reads until the PUBACK, PUBREC or PUBCOMP (`packet_type` 4, 5 or 7) for `id` arrives.
-    async fn await_response(
-        &mut self,
-        packet_type: u8,
-        id: PacketId,
-    ) -> anyhow::Result<PubResponse> {
+    async fn await_response(&mut self, packet_type: u8, id: PacketId) -> anyhow::Result<PubResponse> {
         loop {
             let packet = self.read_packet().await?;
             match &packet {
@@ -304,17 +249,11 @@ impl Client {
         match packet {
             Packet::Publish(publish) => {
                 if publish.qos != QoS::AtMostOnce && publish.packet_id.is_none() {
-                    bail!(
-                        "protocol error: QoS {} PUBLISH without packet id",
-                        publish.qos as u8
-                    );
+                    bail!("protocol error: QoS {} PUBLISH without packet id", publish.qos as u8);
                 }
                 match publish.packet_id {
                     // A resent QoS 2 message already taken: only its PUBREC was lost.
-                    Some(id)
-                        if publish.qos == QoS::ExactlyOnce
-                            && self.awaiting_pubrel.contains(&id) =>
-                    {
+                    Some(id) if publish.qos == QoS::ExactlyOnce && self.awaiting_pubrel.contains(&id) => {
                         self.queue(&Packet::PubRec(PubResponse::new(id)))?;
                     }
                     // A resend of a message still in the inbox.
@@ -330,17 +269,9 @@ impl Client {
             }
             Packet::PingResp => self.ping_sent = None,
             // Late acknowledgements of a flow already settled, e.g. from a resumed session.
-            Packet::PubAck(_)
-            | Packet::PubRec(_)
-            | Packet::PubComp(_)
-            | Packet::SubAck(_)
-            | Packet::UnsubAck(_) => {}
+            Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubComp(_) | Packet::SubAck(_) | Packet::UnsubAck(_) => {}
             Packet::Disconnect(disconnect) => {
-                let reason = disconnect
-                    .properties
-                    .reason_string
-                    .map(|text| format!(": {text}"))
-                    .unwrap_or_default();
+                let reason = disconnect.properties.reason_string.map(|text| format!(": {text}")).unwrap_or_default();
                 bail!(
                     "broker disconnected: {} ({:#04x}){reason}",
                     reason_text(disconnect.reason_code),
@@ -356,19 +287,12 @@ impl Client {
     async fn read_packet(&mut self) -> anyhow::Result<Packet> {
         loop {
             self.flush().await?;
-            let options = DecodeOptions {
-                version: self.version,
-                max_packet_size: MAX_PACKET_SIZE,
-            };
-            if let Some(packet) =
-                decode(&mut self.read_buf, &options).context("malformed packet from broker")?
-            {
+            let options = DecodeOptions { version: self.version, max_packet_size: MAX_PACKET_SIZE };
+            if let Some(packet) = decode(&mut self.read_buf, &options).context("malformed packet from broker")? {
                 self.trace("received", &packet);
                 return Ok(packet);
             }
-            let deadline = self
-                .keep_alive
-                .map(|period| self.ping_sent.unwrap_or(self.last_sent) + period);
+            let deadline = self.keep_alive.map(|period| self.ping_sent.unwrap_or(self.last_sent) + period);
             tokio::select! {
                 read = self.stream.read_buf(&mut self.read_buf) => {
                     if read.context("reading from the broker")? == 0 {
@@ -407,10 +331,7 @@ impl Client {
 
     async fn flush(&mut self) -> anyhow::Result<()> {
         while !self.write_buf.is_empty() {
-            self.stream
-                .write_buf(&mut self.write_buf)
-                .await
-                .context("writing to the broker")?;
+            self.stream.write_buf(&mut self.write_buf).await.context("writing to the broker")?;
         }
         Ok(())
     }
@@ -426,10 +347,7 @@ impl Client {
 
 fn check_pub_reason(packet: &str, code: u8) -> anyhow::Result<()> {
     if code >= 0x80 {
-        bail!(
-            "publish refused: {packet} {} ({code:#04x})",
-            reason_text(code)
-        );
+        bail!("publish refused: {packet} {} ({code:#04x})", reason_text(code));
     }
     Ok(())
 }

@@ -4,9 +4,7 @@ use tern_codec::{Packet, PacketId, ProtocolVersion, PubResponse};
 
 /// One line (one per filter for SUBSCRIBE) in mosquitto's `-d` style; payloads are not shown.
 pub(super) fn describe(packet: &Packet) -> Vec<String> {
-    let response = |name: &str, r: &PubResponse| {
-        format!("{name} (Mid: {}, RC:{})", r.packet_id, r.reason_code)
-    };
+    let response = |name: &str, r: &PubResponse| format!("{name} (Mid: {}, RC:{})", r.packet_id, r.reason_code);
     match packet {
         Packet::ConnAck(connack) => vec![format!("CONNACK ({})", connack.code.0)],
         Packet::Publish(p) => vec![format!(
@@ -25,17 +23,9 @@ pub(super) fn describe(packet: &Packet) -> Vec<String> {
         Packet::Subscribe(s) => s
             .filters
             .iter()
-            .map(|f| {
-                format!(
-                    "SUBSCRIBE (Mid: {}, Topic: {}, QoS: {})",
-                    s.packet_id, f.filter, f.options.qos as u8
-                )
-            })
+            .map(|f| format!("SUBSCRIBE (Mid: {}, Topic: {}, QoS: {})", s.packet_id, f.filter, f.options.qos as u8))
             .collect(),
-        Packet::SubAck(s) => vec![format!(
-            "SUBACK (Mid: {}, Codes: {:?})",
-            s.packet_id, s.return_codes
-        )],
+        Packet::SubAck(s) => vec![format!("SUBACK (Mid: {}, Codes: {:?})", s.packet_id, s.return_codes)],
         Packet::Disconnect(d) => vec![format!("DISCONNECT ({})", d.reason_code)],
         other => vec![other.name().to_owned()],
     }
@@ -112,18 +102,9 @@ mod tests {
 
     #[test]
     fn connack_codes_read_as_words() {
-        assert_eq!(
-            connack_text(ProtocolVersion::V3_1_1, 4),
-            "bad user name or password"
-        );
-        assert_eq!(
-            connack_text(ProtocolVersion::V3_1, 2),
-            "identifier rejected"
-        );
-        assert_eq!(
-            connack_text(ProtocolVersion::V5, 0x86),
-            "bad user name or password"
-        );
+        assert_eq!(connack_text(ProtocolVersion::V3_1_1, 4), "bad user name or password");
+        assert_eq!(connack_text(ProtocolVersion::V3_1, 2), "identifier rejected");
+        assert_eq!(connack_text(ProtocolVersion::V5, 0x86), "bad user name or password");
         assert_eq!(connack_text(ProtocolVersion::V5, 0x87), "not authorized");
     }
 

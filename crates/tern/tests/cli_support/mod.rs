@@ -57,8 +57,7 @@ impl Broker {
         // The free port can be taken between our probe and mosquitto's bind; try again then.
         for _ in 0..5 {
             let port = free_port();
-            let mut config =
-                format!("listener {port} 127.0.0.1\npersistence false\nlog_dest stderr\n");
+            let mut config = format!("listener {port} 127.0.0.1\npersistence false\nlog_dest stderr\n");
             if !extra.iter().any(|line| line.starts_with("allow_anonymous")) {
                 config.push_str("allow_anonymous true\n");
             }
@@ -73,11 +72,7 @@ impl Broker {
             let mut process = Proc::spawn(command, None);
             match process.wait_stderr_any(&["running", "Address already in use"], TIMEOUT) {
                 line if line.contains("running") => {
-                    return Broker {
-                        port,
-                        process,
-                        _dir: dir,
-                    };
+                    return Broker { port, process, _dir: dir };
                 }
                 _ => continue,
             }
@@ -89,10 +84,7 @@ impl Broker {
     pub fn tern() -> Broker {
         let dir = scratch_dir("tern");
         let mut command = Command::new(TERN);
-        command
-            .args(["serve", "--listen", "127.0.0.1:0", "--in-memory"])
-            .env("NO_COLOR", "1")
-            .current_dir(&dir.0);
+        command.args(["serve", "--listen", "127.0.0.1:0", "--in-memory"]).env("NO_COLOR", "1").current_dir(&dir.0);
         let mut process = Proc::spawn(command, None);
         let line = without_ansi_escapes(&process.wait_stderr("listener ready", TIMEOUT));
         let port = line
@@ -101,11 +93,7 @@ impl Broker {
             .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
             .and_then(|digits| digits.parse().ok())
             .unwrap_or_else(|| panic!("no addr=127.0.0.1:PORT in tern's ready line: {line}"));
-        Broker {
-            port,
-            process,
-            _dir: dir,
-        }
+        Broker { port, process, _dir: dir }
     }
 
     /// `-p PORT` as arguments for a client.
@@ -159,18 +147,12 @@ pub fn require_program(name: &str, fallback: &str) {
     let found = std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
         || PathBuf::from(fallback).is_file();
-    assert!(
-        found,
-        "{name} is not installed; these tests need it: apt-get install -y mosquitto mosquitto-clients"
-    );
+    assert!(found, "{name} is not installed; these tests need it: apt-get install -y mosquitto mosquitto-clients");
 }
 
 fn program_path(name: &str, fallback: &str) -> PathBuf {
-    let on_path = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-    });
+    let on_path = std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file()));
     on_path.unwrap_or_else(|| PathBuf::from(fallback))
 }
 
@@ -211,15 +193,9 @@ impl Proc {
     /// Starts `command` with piped output, writing `stdin` to it (then closing it) if given.
     pub fn spawn(mut command: Command, stdin: Option<&[u8]>) -> Proc {
         let name = format!("{command:?}");
-        command.stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        });
+        command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|error| panic!("cannot start {name}: {error}"));
+        let mut child = command.spawn().unwrap_or_else(|error| panic!("cannot start {name}: {error}"));
         if let Some(input) = stdin {
             let mut pipe = child.stdin.take().expect("piped stdin");
             let input = input.to_vec();
@@ -228,14 +204,7 @@ impl Proc {
         }
         let stdout = lines_of(child.stdout.take().expect("piped stdout"));
         let stderr = lines_of(child.stderr.take().expect("piped stderr"));
-        Proc {
-            child,
-            name,
-            stdout,
-            stderr,
-            stdout_seen: String::new(),
-            stderr_seen: String::new(),
-        }
+        Proc { child, name, stdout, stderr, stdout_seen: String::new(), stderr_seen: String::new() }
     }
 
     /// Starts the `tern` binary with `args`.
@@ -259,17 +228,10 @@ impl Proc {
     pub fn wait_stderr_any(&mut self, needles: &[&str], timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {
-            let line = match self
-                .stderr
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
+            let line = match self.stderr.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(line) => line,
-                Err(RecvTimeoutError::Timeout) => {
-                    self.fail(&format!("no stderr line with {needles:?} in {timeout:?}"))
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.fail(&format!("exited before printing {needles:?}"))
-                }
+                Err(RecvTimeoutError::Timeout) => self.fail(&format!("no stderr line with {needles:?} in {timeout:?}")),
+                Err(RecvTimeoutError::Disconnected) => self.fail(&format!("exited before printing {needles:?}")),
             };
             self.stderr_seen.push_str(&line);
             if needles.iter().any(|needle| line.contains(needle)) {
@@ -283,9 +245,7 @@ impl Proc {
         let line = match self.stdout.recv_timeout(timeout) {
             Ok(line) => line,
             Err(RecvTimeoutError::Timeout) => self.fail(&format!("no stdout line in {timeout:?}")),
-            Err(RecvTimeoutError::Disconnected) => {
-                self.fail("exited before printing a stdout line")
-            }
+            Err(RecvTimeoutError::Disconnected) => self.fail("exited before printing a stdout line"),
         };
         self.stdout_seen.push_str(&line);
         line.strip_suffix('\n').unwrap_or(&line).to_owned()
@@ -331,10 +291,7 @@ impl Proc {
         while let Ok(line) = self.stderr.try_recv() {
             self.stderr_seen.push_str(&line);
         }
-        panic!(
-            "{}: {what}\n--- stdout ---\n{}--- stderr ---\n{}",
-            self.name, self.stdout_seen, self.stderr_seen
-        );
+        panic!("{}: {what}\n--- stdout ---\n{}--- stderr ---\n{}", self.name, self.stdout_seen, self.stderr_seen);
     }
 }
 
@@ -347,9 +304,7 @@ impl Drop for Proc {
 /// Receives until the channel closes (`None`) or the deadline passes (a test failure is
 /// reported by the caller's exit wait).
 fn recv_until(lines: &Receiver<String>, deadline: Instant) -> Option<String> {
-    lines
-        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        .ok()
+    lines.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok()
 }
 
 /// Lines of `pipe`, each with its `\n` when it had one, as they arrive.
@@ -362,10 +317,7 @@ fn lines_of(pipe: impl Read + Send + 'static) -> Receiver<String> {
             match reader.read_until(b'\n', &mut line) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
-                    if sender
-                        .send(String::from_utf8_lossy(&line).into_owned())
-                        .is_err()
-                    {
+                    if sender.send(String::from_utf8_lossy(&line).into_owned()).is_err() {
                         break;
                     }
                 }
@@ -393,9 +345,5 @@ pub fn subscribed_tern_sub(broker: &Broker, args: &[&str]) -> Proc {
 /// Asserts a process exited with `code`, showing its output otherwise.
 #[track_caller]
 pub fn assert_exit(finished: &Finished, code: i32) {
-    assert_eq!(
-        finished.code,
-        Some(code),
-        "unexpected exit; output: {finished:#?}"
-    );
+    assert_eq!(finished.code, Some(code), "unexpected exit; output: {finished:#?}");
 }
