@@ -1,27 +1,32 @@
-//! The broker's shared state: the session registry, the subscription index and the retained
+//! The broker's shared state: the session registry, the subscription indexes and the retained
 //! messages, used directly and concurrently by every connection.
 //!
 //! Lock order (never take an earlier lock while holding a later one):
-//! `sessions` -> a session's state -> `subscriptions` -> `retained` -> the store's own locks.
-//! All are std locks held for short sections only; none is held across I/O.
+//! `sessions` -> a session's state -> `subscriptions` / `shared` -> `retained` -> the store's
+//! own locks. `deadlines` and `timer_waker` are leaves: taken alone, never while taking
+//! another. All are std locks held for short sections only; none is held across I/O, and no
+//! message is published while any of them is held.
 //!
 //! State that must survive a restart is written through to the [`Store`]: persistent
 //! sessions with their subscriptions, and retained messages. It is loaded back by
 //! [`Broker::with_store`].
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
-use tern_codec::{SubscriptionOptions, TopicFilter};
+use tern_codec::TopicFilter;
 
 use crate::client_id::ClientId;
-use crate::limits::Limits;
+use crate::limits::{Features, Limits};
 use crate::message::{Delivery, Message};
 use crate::metrics::Metrics;
 use crate::retained::RetainedIndex;
-use crate::session::{Session, SessionState, SessionWaker};
+use crate::session::{PendingWill, Session, SessionState, SessionWaker, SESSION_NEVER_EXPIRES};
+use crate::shared::{SharedFilter, SharedSubscriptions, Strategy};
 use crate::store::{MemoryStore, Store, StoreError, StoredSession};
-use crate::subscriptions::SubscriptionIndex;
+use crate::subscriptions::{Subscription, SubscriptionIndex};
 
 /// A session claimed by a new connection.
 pub struct Claim {
@@ -33,15 +38,30 @@ pub struct Claim {
     pub previous_owner: Option<Arc<dyn SessionWaker>>,
 }
 
+/// A will handed to [`Broker::release`], with its 5.0 delay in seconds (0 for 3.x).
+pub struct Will {
+    pub message: Message,
+    pub delay_secs: u32,
+}
+
 pub struct Broker {
     pub limits: Limits,
+    pub features: Features,
     pub metrics: Metrics,
     /// Every session, connected or not. Owner: the registry; a session leaves it when it ends.
     sessions: RwLock<HashMap<ClientId, Arc<Session>>>,
-    /// Owner: the registry too; changed only together with a session's `subscriptions`.
+    /// Non-shared subscriptions. Owner: the registry too; changed only together with a
+    /// session's `subscriptions`, under that session's lock.
     subscriptions: RwLock<SubscriptionIndex>,
+    /// Shared subscriptions (`$share/{group}/{filter}`), with their member selection state.
+    shared: RwLock<SharedSubscriptions>,
     retained: RwLock<RetainedIndex>,
     store: Arc<dyn Store>,
+    /// Offline sessions' expiry and delayed wills, earliest first. An entry may be stale (the
+    /// client came back); it is checked against the session when it falls due.
+    deadlines: Mutex<BinaryHeap<Reverse<(Instant, ClientId)>>>,
+    /// Wakes the task that calls [`Broker::tick`] when an earlier deadline arrives.
+    timer_waker: Mutex<Option<Arc<dyn SessionWaker>>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -64,57 +84,94 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+fn lock<T>(lock: &Mutex<T>) -> MutexGuard<'_, T> {
+    lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What ending a session leaves to do once the locks are released.
+#[derive(Default)]
+#[must_use]
+struct Ended {
+    wills: Vec<Message>,
+}
+
 impl Broker {
     /// A broker with an empty in-memory store.
     pub fn new(limits: Limits) -> Broker {
         Broker {
             limits,
+            features: Features::default(),
             metrics: Metrics::default(),
             sessions: RwLock::default(),
             subscriptions: RwLock::default(),
+            shared: RwLock::default(),
             retained: RwLock::default(),
             store: Arc::new(MemoryStore::default()),
+            deadlines: Mutex::default(),
+            timer_waker: Mutex::default(),
         }
     }
 
     /// A broker that keeps its durable state in `store`, starting from what the store holds:
     /// persistent sessions (offline, with their subscriptions) and retained messages.
-    pub fn with_store(limits: Limits, store: Arc<dyn Store>) -> Result<Broker, StoreError> {
+    pub fn with_store(limits: Limits, features: Features, store: Arc<dyn Store>) -> Result<Broker, StoreError> {
         let mut broker = Broker::new(limits);
+        broker.features = features;
         broker.store = store;
+        let now = Instant::now();
         {
             let mut retained = write(&broker.retained);
             for message in broker.store.retained()? {
                 retained.insert(Arc::new(message));
             }
         }
+        let mut deadlines = Vec::new();
         {
             let mut sessions = write(&broker.sessions);
-            let mut index = write(&broker.subscriptions);
             for stored in broker.store.sessions()? {
-                let session = Session::new(stored.client_id.clone(), true);
+                let session = Session::new(stored.client_id.clone(), stored.expiry_interval);
                 {
                     let mut state = session.lock();
-                    for (filter, options) in stored.subscriptions {
-                        index.insert(&filter, &stored.client_id, options);
-                        state.subscriptions.insert(filter, options);
+                    for (filter, subscription) in stored.subscriptions {
+                        broker.index_subscription(&filter, &stored.client_id, subscription);
+                        state.subscriptions.insert(filter, subscription);
+                    }
+                    // The restart counts as the start of the offline period.
+                    if stored.expiry_interval != SESSION_NEVER_EXPIRES {
+                        let at = now + Duration::from_secs(u64::from(stored.expiry_interval));
+                        state.expires_at = Some(at);
+                        deadlines.push((at, stored.client_id.clone()));
                     }
                 }
                 sessions.insert(stored.client_id, Arc::new(session));
             }
         }
+        for (at, client_id) in deadlines {
+            broker.schedule(at, client_id);
+        }
         Ok(broker)
     }
 
-    /// Writes a persistent session's subscriptions through to the store; the caller holds the
-    /// session's lock, so what is stored matches what is in memory.
+    /// Sets the shared subscription member selection strategy.
+    pub fn set_shared_strategy(&self, strategy: Strategy) {
+        write(&self.shared).set_strategy(strategy);
+    }
+
+    /// Registers the waker of the task that runs [`Broker::tick`].
+    pub fn set_timer_waker(&self, waker: Arc<dyn SessionWaker>) {
+        *lock(&self.timer_waker) = Some(waker);
+    }
+
+    /// Writes a persistent session through to the store; the caller holds the session's lock,
+    /// so what is stored matches what is in memory.
     pub fn store_session(&self, client_id: &ClientId, state: &SessionState) {
-        if !state.persistent {
+        if !state.is_persistent() {
             return;
         }
         let stored = StoredSession {
             client_id: client_id.clone(),
-            subscriptions: state.subscriptions.iter().map(|(f, o)| (f.clone(), *o)).collect(),
+            expiry_interval: state.expiry_interval,
+            subscriptions: state.subscriptions.iter().map(|(f, s)| (f.clone(), *s)).collect(),
         };
         self.store_result(self.store.put_session(&stored));
     }
@@ -126,131 +183,319 @@ impl Broker {
         }
     }
 
+    fn schedule(&self, at: Instant, client_id: ClientId) {
+        let earliest = {
+            let mut deadlines = lock(&self.deadlines);
+            let earliest = deadlines.peek().is_none_or(|Reverse((first, _))| at < *first);
+            deadlines.push(Reverse((at, client_id)));
+            earliest
+        };
+        if earliest {
+            if let Some(waker) = lock(&self.timer_waker).clone() {
+                waker.wake();
+            }
+        }
+    }
+
+    /// The earliest pending deadline, for the task that calls [`Broker::tick`].
+    pub fn next_deadline(&self) -> Option<Instant> {
+        lock(&self.deadlines).peek().map(|Reverse((at, _))| *at)
+    }
+
     /// Gives `client_id`'s session to a new connection: resumes it (persistent and
     /// `clean_start` false), or replaces it with a fresh one. A connection that owned it is
     /// fenced by the generation bump and returned so the caller can wake it
-    /// ([MQTT-3.1.4-2]).
-    pub fn claim(
-        &self,
-        client_id: &ClientId,
-        clean_start: bool,
-        persistent: bool,
-        owner: Arc<dyn SessionWaker>,
-    ) -> Claim {
-        let mut sessions = write(&self.sessions);
-        if let Some(existing) = sessions.get(client_id).cloned() {
-            let mut state = existing.lock();
-            let previous_owner = state.owner.take();
-            state.generation += 1;
-            if !clean_start && state.persistent {
-                state.owner = Some(owner);
-                state.persistent = persistent;
-                if !persistent {
-                    self.store_result(self.store.delete_session(client_id));
+    /// ([MQTT-3.1.4-2]). A delayed will of the session is cancelled when it is resumed
+    /// ([MQTT-3.1.3-9]) and published when it is replaced.
+    pub fn claim(&self, client_id: &ClientId, clean_start: bool, expiry_interval: u32, owner: Arc<dyn SessionWaker>, now: Instant) -> Claim {
+        let mut ended = Ended::default();
+        let claim = {
+            let mut sessions = write(&self.sessions);
+            let existing = sessions.get(client_id).cloned();
+            let mut claim = None;
+            if let Some(existing) = existing {
+                let mut state = existing.lock();
+                let previous_owner = state.owner.take();
+                state.generation += 1;
+                let expired = state.expires_at.is_some_and(|at| at <= now);
+                if !clean_start && state.is_persistent() && !expired {
+                    state.pending_will = None;
+                    state.owner = Some(owner.clone());
+                    state.expiry_interval = expiry_interval;
+                    state.expires_at = None;
+                    if expiry_interval == 0 {
+                        self.store_result(self.store.delete_session(client_id));
+                    } else {
+                        self.store_session(client_id, &state);
+                    }
+                    let generation = state.generation;
+                    drop(state);
+                    claim = Some(Claim { session: existing, generation, session_present: true, previous_owner });
+                } else {
+                    // Discard the old session ([MQTT-3.1.2-6], [MQTT-3.1.2-4] with clean start).
+                    ended = self.end_session_locked(&mut sessions, &existing, state);
+                    let session = self.new_session(&mut sessions, client_id, expiry_interval, owner.clone());
+                    let generation = session.lock().generation;
+                    claim = Some(Claim { session, generation, session_present: false, previous_owner });
                 }
-                let generation = state.generation;
-                drop(state);
-                return Claim { session: existing, generation, session_present: true, previous_owner };
             }
-            // Discard the old session ([MQTT-3.1.2-6]); its fenced connection will not touch it.
-            let filters: Vec<TopicFilter> = state.subscriptions.drain().map(|(filter, _)| filter).collect();
-            state.clear_queue();
-            state.inflight.clear();
-            state.incoming_qos2.clear();
-            let generation = state.generation;
-            let was_persistent = state.persistent;
-            drop(state);
-            self.unsubscribe_all(client_id, &filters);
-            if was_persistent && !persistent {
-                self.store_result(self.store.delete_session(client_id));
-            }
-            let session = Arc::new(Session::new(client_id.clone(), persistent));
-            {
-                let mut state = session.lock();
-                state.generation = generation + 1;
-                state.owner = Some(owner);
-                self.store_session(client_id, &state);
-            }
-            sessions.insert(client_id.clone(), session.clone());
-            return Claim { session, generation: generation + 1, session_present: false, previous_owner };
-        }
-        let session = Arc::new(Session::new(client_id.clone(), persistent));
-        let generation = {
+            claim.unwrap_or_else(|| {
+                let session = self.new_session(&mut sessions, client_id, expiry_interval, owner);
+                let generation = session.lock().generation;
+                Claim { session, generation, session_present: false, previous_owner: None }
+            })
+        };
+        self.finish(ended);
+        claim
+    }
+
+    fn new_session(
+        &self,
+        sessions: &mut HashMap<ClientId, Arc<Session>>,
+        client_id: &ClientId,
+        expiry_interval: u32,
+        owner: Arc<dyn SessionWaker>,
+    ) -> Arc<Session> {
+        let session = Arc::new(Session::new(client_id.clone(), expiry_interval));
+        {
+            // A connection of a replaced session holds the old `Session` and is fenced by its
+            // generation; the new session's generations start afresh.
             let mut state = session.lock();
             state.generation = 1;
             state.owner = Some(owner);
             self.store_session(client_id, &state);
-            state.generation
-        };
+        }
         sessions.insert(client_id.clone(), session.clone());
-        Claim { session, generation, session_present: false, previous_owner: None }
+        session
     }
 
-    /// Called when the connection of `generation` ends. A clean session ends with it
-    /// ([MQTT-3.1.2-6]); a persistent one stays, offline, with its queue and in-flight
-    /// messages. Does nothing if the connection was already taken over.
-    pub fn release(&self, session: &Arc<Session>, generation: u64) {
-        let mut sessions = write(&self.sessions);
-        let mut state = session.lock();
-        if state.generation != generation {
-            return;
-        }
-        state.owner = None;
-        if state.persistent {
-            return;
-        }
-        let filters: Vec<TopicFilter> = state.subscriptions.drain().map(|(filter, _)| filter).collect();
+    /// Removes a session: its subscriptions, its queue, its stored copy. Its pending will is
+    /// returned for publishing once the locks are released ([MQTT-3.1.3-9]: the will goes at
+    /// the latest when the session ends).
+    fn end_session_locked(
+        &self,
+        sessions: &mut HashMap<ClientId, Arc<Session>>,
+        session: &Arc<Session>,
+        mut state: MutexGuard<'_, SessionState>,
+    ) -> Ended {
+        let subscriptions: Vec<(TopicFilter, Subscription)> = state.subscriptions.drain().collect();
+        let was_persistent = state.is_persistent();
+        let mut ended = Ended::default();
+        ended.wills.extend(state.pending_will.take().map(|pending| pending.message));
         state.clear_queue();
         state.inflight.clear();
+        state.incoming_qos2.clear();
+        state.expiry_interval = 0;
+        state.expires_at = None;
         drop(state);
-        self.unsubscribe_all(&session.client_id, &filters);
+        for (filter, _) in &subscriptions {
+            self.unindex_subscription(filter, &session.client_id);
+        }
+        if was_persistent {
+            self.store_result(self.store.delete_session(&session.client_id));
+        }
         if sessions.get(&session.client_id).is_some_and(|s| Arc::ptr_eq(s, session)) {
             sessions.remove(&session.client_id);
         }
+        ended
     }
 
-    fn unsubscribe_all(&self, client_id: &ClientId, filters: &[TopicFilter]) {
-        let mut index = write(&self.subscriptions);
-        for filter in filters {
-            index.remove(filter, client_id);
+    fn finish(&self, ended: Ended) {
+        for will in ended.wills {
+            Metrics::incr(&self.metrics.wills_published);
+            self.publish(will);
         }
     }
 
-    /// Adds a subscription to the index; the caller records it in the session's state while
-    /// holding that session's lock, so the two agree.
-    pub fn subscribe(&self, client_id: &ClientId, filter: &TopicFilter, options: SubscriptionOptions) -> bool {
-        write(&self.subscriptions).insert(filter, client_id, options)
+    /// Called when the connection of `generation` ends, with its will if it is to be
+    /// published. A session with expiry 0 ends now ([MQTT-3.1.2-6]); another stays offline
+    /// with its queue and in-flight messages until it expires. The will goes out now, or after
+    /// its delay, or when the session ends, whichever is first ([MQTT-3.1.3-9]).
+    pub fn release(&self, session: &Arc<Session>, generation: u64, will: Option<Will>, now: Instant) {
+        let mut publish_now = Vec::new();
+        let mut ended = Ended::default();
+        {
+            let mut sessions = write(&self.sessions);
+            let mut state = session.lock();
+            if state.generation != generation {
+                // Taken over. The new connection was made before any will delay passed, so a
+                // delayed will is cancelled if the session lives on ([MQTT-3.1.3-9]).
+                let session_lives_on = sessions.get(&session.client_id).is_some_and(|s| Arc::ptr_eq(s, session));
+                if let Some(will) = will {
+                    if will.delay_secs == 0 || !session_lives_on {
+                        publish_now.push(will.message);
+                    }
+                }
+            } else {
+                state.owner = None;
+                if state.is_persistent() {
+                    if state.expiry_interval != SESSION_NEVER_EXPIRES {
+                        let at = now + Duration::from_secs(u64::from(state.expiry_interval));
+                        state.expires_at = Some(at);
+                        self.schedule(at, session.client_id.clone());
+                    }
+                    match will {
+                        Some(will) if will.delay_secs > 0 => {
+                            let due = now + Duration::from_secs(u64::from(will.delay_secs));
+                            let due = state.expires_at.map_or(due, |end| due.min(end));
+                            state.pending_will = Some(PendingWill { due, message: will.message });
+                            self.schedule(due, session.client_id.clone());
+                        }
+                        Some(will) => publish_now.push(will.message),
+                        None => {}
+                    }
+                } else {
+                    publish_now.extend(will.map(|will| will.message));
+                    ended = self.end_session_locked(&mut sessions, session, state);
+                }
+            }
+        }
+        ended.wills.splice(0..0, publish_now);
+        self.finish(ended);
+    }
+
+    /// Publishes delayed wills that are due and ends offline sessions that expired
+    /// ([MQTT-3.1.2-?] session expiry). Returns the next deadline.
+    pub fn tick(&self, now: Instant) -> Option<Instant> {
+        let due: Vec<ClientId> = {
+            let mut deadlines = lock(&self.deadlines);
+            let mut due = Vec::new();
+            while deadlines.peek().is_some_and(|Reverse((at, _))| *at <= now) {
+                if let Some(Reverse((_, client_id))) = deadlines.pop() {
+                    due.push(client_id);
+                }
+            }
+            due
+        };
+        let mut ended = Ended::default();
+        if !due.is_empty() {
+            let mut sessions = write(&self.sessions);
+            for client_id in due {
+                let Some(session) = sessions.get(&client_id).cloned() else { continue };
+                let mut state = session.lock();
+                if state.owner.is_some() {
+                    continue;
+                }
+                if state.pending_will.as_ref().is_some_and(|pending| pending.due <= now) {
+                    ended.wills.extend(state.pending_will.take().map(|pending| pending.message));
+                }
+                if state.expires_at.is_some_and(|at| at <= now) {
+                    Metrics::incr(&self.metrics.sessions_expired);
+                    let more = self.end_session_locked(&mut sessions, &session, state);
+                    ended.wills.extend(more.wills);
+                }
+            }
+        }
+        self.finish(ended);
+        self.next_deadline()
+    }
+
+    fn index_subscription(&self, filter: &TopicFilter, client_id: &ClientId, subscription: Subscription) -> bool {
+        match SharedFilter::parse(filter) {
+            Some(shared) => write(&self.shared).insert(&shared, client_id, subscription),
+            None => write(&self.subscriptions).insert(filter, client_id, subscription),
+        }
+    }
+
+    fn unindex_subscription(&self, filter: &TopicFilter, client_id: &ClientId) -> bool {
+        match SharedFilter::parse(filter) {
+            Some(shared) => write(&self.shared).remove(&shared, client_id),
+            None => write(&self.subscriptions).remove(filter, client_id),
+        }
+    }
+
+    /// Adds a subscription to the index (shared or not); the caller records it in the
+    /// session's state while holding that session's lock, so the two agree.
+    pub fn subscribe(&self, client_id: &ClientId, filter: &TopicFilter, subscription: Subscription) -> bool {
+        self.index_subscription(filter, client_id, subscription)
     }
 
     pub fn unsubscribe(&self, client_id: &ClientId, filter: &TopicFilter) -> bool {
-        write(&self.subscriptions).remove(filter, client_id)
+        self.unindex_subscription(filter, client_id)
     }
 
     /// Routes a message: updates the retained messages when it is retained, then queues one
-    /// delivery for every session with a matching subscription. The payload is shared, never
-    /// copied per subscriber.
-    pub fn publish(&self, message: Message) {
+    /// delivery for every session with a matching subscription and one per matching shared
+    /// subscription group. The payload is shared, never copied per subscriber. Returns the
+    /// number of deliveries queued or attempted (0 means no subscriber matched).
+    pub fn publish(&self, message: Message) -> usize {
         Metrics::incr(&self.metrics.messages_received);
         let message = Arc::new(message);
         if message.retain {
             self.retain(&message);
         }
-        let matches = read(&self.subscriptions).matches(&message.topic);
-        if matches.is_empty() {
-            return;
+        let matches = read(&self.subscriptions).matches(&message.topic, message.origin.as_ref());
+        let shared = self.pick_shared_members(&message);
+        if matches.is_empty() && shared.is_empty() {
+            return 0;
         }
         let sessions = read(&self.sessions);
+        let mut routed = 0;
         for found in matches {
-            let Some(session) = sessions.get(&found.client_id) else {
-                continue;
-            };
+            let Some(session) = sessions.get(&found.client_id) else { continue };
             let delivery = Delivery {
                 message: message.clone(),
-                qos: message.qos.min(found.options.qos),
-                // Live messages go out with retain 0 ([MQTT-3.3.1-9]).
-                retain: false,
+                qos: message.qos.min(found.qos),
+                // Live messages go out with retain 0 unless the subscription asked for retain
+                // as published ([MQTT-3.3.1-9], [MQTT-3.3.1-12]).
+                retain: found.retain_as_published && message.retain,
+                subscription_identifiers: found.subscription_identifiers,
+                shared_group: None,
             };
             session.enqueue(delivery, &self.limits, &self.metrics);
+            routed += 1;
+        }
+        for (group, member) in shared {
+            let Some(session) = sessions.get(&member.client_id) else { continue };
+            let delivery = Delivery {
+                message: message.clone(),
+                qos: message.qos.min(member.subscription.options.qos),
+                retain: member.subscription.options.retain_as_published && message.retain,
+                subscription_identifiers: member.subscription.identifier.into_iter().collect(),
+                shared_group: Some(group),
+            };
+            session.enqueue(delivery, &self.limits, &self.metrics);
+            routed += 1;
+        }
+        routed
+    }
+
+    fn pick_shared_members(&self, message: &Message) -> Vec<(crate::shared::GroupKey, crate::shared::Member)> {
+        let shared = read(&self.shared);
+        if shared.is_empty() {
+            return Vec::new();
+        }
+        let sessions = read(&self.sessions);
+        // A member whose client is connected is preferred, so messages are not parked in an
+        // offline member's queue while another member could take them.
+        let online = |client_id: &ClientId| sessions.get(client_id).is_some_and(|s| s.lock().owner.is_some());
+        shared.pick(&message.topic, message.origin.as_ref(), &online)
+    }
+
+    /// Hands deliveries that a leaving shared-subscription member had not completed to other
+    /// members of their groups, so they are not lost ([MQTT-4.8.2-?]). Deliveries with no
+    /// other member left go back to `from`.
+    pub fn redispatch_shared(&self, from: &ClientId, deliveries: Vec<Delivery>) {
+        if deliveries.is_empty() {
+            return;
+        }
+        let shared = read(&self.shared);
+        let sessions = read(&self.sessions);
+        let online = |client_id: &ClientId| {
+            client_id != from && sessions.get(client_id).is_some_and(|s| s.lock().owner.is_some())
+        };
+        for delivery in deliveries {
+            let Some(group) = delivery.shared_group.clone() else { continue };
+            let target = shared.pick_in_group(&group, &delivery.message.topic, &online);
+            let Some(member) = target else { continue };
+            let Some(session) = sessions.get(&member.client_id) else { continue };
+            Metrics::incr(&self.metrics.shared_redispatched);
+            let redirected = Delivery {
+                qos: delivery.message.qos.min(member.subscription.options.qos),
+                subscription_identifiers: member.subscription.identifier.into_iter().collect(),
+                ..delivery
+            };
+            session.enqueue(redirected, &self.limits, &self.metrics);
         }
     }
 
@@ -268,9 +513,12 @@ impl Broker {
         }
     }
 
-    /// Retained messages matching a new subscription's filter ([MQTT-3.3.1-6]).
-    pub fn retained_matching(&self, filter: &TopicFilter) -> Vec<Arc<Message>> {
-        read(&self.retained).matching(filter)
+    /// Retained messages matching a new subscription's filter that have not expired
+    /// ([MQTT-3.3.1-6], [MQTT-3.3.2-5]).
+    pub fn retained_matching(&self, filter: &TopicFilter, now: Instant) -> Vec<Arc<Message>> {
+        let mut found = read(&self.retained).matching(filter);
+        found.retain(|message| !message.is_expired(now));
+        found
     }
 
     pub fn session_count(&self) -> usize {
@@ -282,6 +530,6 @@ impl Broker {
     }
 
     pub fn subscription_count(&self) -> usize {
-        read(&self.subscriptions).len()
+        read(&self.subscriptions).len() + read(&self.shared).len()
     }
 }

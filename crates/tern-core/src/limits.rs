@@ -1,11 +1,13 @@
-//! Limits the broker enforces, with their defaults.
+//! Limits the broker enforces and the protocol features it offers, with their defaults.
 
 /// Per-session and global budgets. Every queue the broker keeps is bounded by these.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest packet accepted from a client, whole packet included.
+    /// Largest packet accepted from a client, whole packet included; advertised to 5.0
+    /// clients as Maximum Packet Size.
     pub max_packet_size: usize,
-    /// Unacknowledged QoS 1/2 messages sent to one client at a time.
+    /// Unacknowledged QoS 1/2 messages sent to one client at a time (further capped by a 5.0
+    /// client's Receive Maximum).
     pub max_inflight_messages: usize,
     /// Messages waiting in one session's queue (online or offline); beyond it QoS 0 messages
     /// are dropped first, then new messages are refused for that session.
@@ -16,6 +18,14 @@ pub struct Limits {
     pub max_connections: usize,
     /// Seconds a new socket may stay silent before sending CONNECT.
     pub connect_timeout_secs: u64,
+    /// Receive Maximum advertised to 5.0 clients: QoS 2 messages a client may have
+    /// unreleased at once before it is disconnected with 0x93.
+    pub receive_maximum: u16,
+    /// Topic Alias Maximum advertised to 5.0 clients (inbound aliases per connection).
+    pub topic_alias_maximum: u16,
+    /// Largest keep alive accepted, in seconds; a client asking for more (or for none) is
+    /// told this value as Server Keep Alive (5.0). 0 means no maximum.
+    pub max_keep_alive: u16,
 }
 
 impl Default for Limits {
@@ -27,6 +37,17 @@ impl Default for Limits {
             max_queued_bytes: 64 * 1024 * 1024,
             max_connections: 0,
             connect_timeout_secs: 10,
+            receive_maximum: 256,
+            topic_alias_maximum: 64,
+            max_keep_alive: 0,
         }
     }
+}
+
+/// Protocol features whose behaviour is configured rather than budgeted.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Features {
+    /// Response Information returned to 5.0 clients that request it: the prefix of the
+    /// topics they may use for responses. `{client_id}` is replaced by the client id.
+    pub response_information: Option<String>,
 }

@@ -8,12 +8,15 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tern_codec::{PacketId, QoS, SubscriptionOptions, TopicFilter};
+use std::time::Instant;
+
+use tern_codec::{PacketId, QoS, TopicFilter};
 
 use crate::client_id::ClientId;
 use crate::limits::Limits;
-use crate::message::Delivery;
+use crate::message::{Delivery, Message};
 use crate::metrics::Metrics;
+use crate::subscriptions::Subscription;
 
 /// Tells a connection task that its session has something for it: new messages to send, or
 /// that it no longer owns the session (its generation was bumped by a takeover).
@@ -69,9 +72,14 @@ pub struct SessionState {
     pub generation: u64,
     /// The connection that owns the session now, if the client is connected.
     pub owner: Option<Arc<dyn SessionWaker>>,
-    /// False for a clean session (3.1.1 CleanSession=1), which ends with its connection.
-    pub persistent: bool,
-    pub subscriptions: HashMap<TopicFilter, SubscriptionOptions>,
+    /// Seconds the session outlives its connection: 0 ends it with the connection (3.1.1
+    /// CleanSession=1), [`SESSION_NEVER_EXPIRES`] keeps it forever (3.1.1 CleanSession=0).
+    pub expiry_interval: u32,
+    /// When the offline session ends; None while connected or when it never expires.
+    pub expires_at: Option<Instant>,
+    /// A will waiting for its delay to pass (5.0 Will Delay Interval) ([MQTT-3.1.3-9]).
+    pub pending_will: Option<PendingWill>,
+    pub subscriptions: HashMap<TopicFilter, Subscription>,
     /// Deliveries waiting for a packet id and room in the in-flight window, oldest first.
     queue: VecDeque<Delivery>,
     queued_bytes: usize,
@@ -82,6 +90,16 @@ pub struct SessionState {
     next_packet_id: PacketId,
 }
 
+/// A session expiry interval that means "never" ([MQTT-3.1.2-?] 0xFFFFFFFF).
+pub const SESSION_NEVER_EXPIRES: u32 = u32::MAX;
+
+/// A will whose publication is delayed.
+#[derive(Debug, Clone)]
+pub struct PendingWill {
+    pub due: Instant,
+    pub message: Message,
+}
+
 impl std::fmt::Debug for dyn SessionWaker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SessionWaker")
@@ -89,13 +107,15 @@ impl std::fmt::Debug for dyn SessionWaker {
 }
 
 impl Session {
-    pub fn new(client_id: ClientId, persistent: bool) -> Session {
+    pub fn new(client_id: ClientId, expiry_interval: u32) -> Session {
         Session {
             client_id,
             state: Mutex::new(SessionState {
                 generation: 0,
                 owner: None,
-                persistent,
+                expiry_interval,
+                expires_at: None,
+                pending_will: None,
                 subscriptions: HashMap::new(),
                 queue: VecDeque::new(),
                 queued_bytes: 0,
@@ -143,6 +163,11 @@ impl Session {
 }
 
 impl SessionState {
+    /// Whether the session outlives its connection.
+    pub fn is_persistent(&self) -> bool {
+        self.expiry_interval > 0
+    }
+
     /// Queues under the budget; returns the outcome and how many queued QoS 0 messages were
     /// displaced to make room.
     fn push(&mut self, delivery: Delivery, limits: &Limits) -> (Enqueued, usize) {
@@ -231,7 +256,6 @@ mod tests {
     use tern_codec::{Properties, TopicName};
 
     use super::*;
-    use crate::message::Message;
 
     struct NoopWaker;
     impl SessionWaker for NoopWaker {
@@ -246,14 +270,17 @@ mod tests {
                 qos,
                 retain: false,
                 properties: Properties::default(),
+                expires_at: None,
+                origin: None,
             }),
             qos,
             retain: false,
+            subscription_identifiers: Vec::new(),
         }
     }
 
     fn online_session() -> Session {
-        let session = Session::new(ClientId::new("c"), true);
+        let session = Session::new(ClientId::new("c"), SESSION_NEVER_EXPIRES);
         session.lock().owner = Some(Arc::new(NoopWaker));
         session
     }
@@ -293,7 +320,7 @@ mod tests {
     fn offline_session_keeps_qos1_not_qos0() {
         let limits = Limits::default();
         let metrics = Metrics::default();
-        let session = Session::new(ClientId::new("c"), true);
+        let session = Session::new(ClientId::new("c"), SESSION_NEVER_EXPIRES);
         assert_eq!(session.enqueue(delivery(QoS::AtMostOnce, b"a"), &limits, &metrics), Enqueued::DroppedQos0);
         assert_eq!(session.enqueue(delivery(QoS::AtLeastOnce, b"b"), &limits, &metrics), Enqueued::Queued);
         assert_eq!(session.lock().queued_len(), 1);

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use tern_codec::{SubscriptionOptions, TopicFilter, TopicName};
+use tern_codec::{QoS, SubscriptionOptions, TopicFilter, TopicName};
 
 use crate::client_id::ClientId;
 
@@ -22,7 +22,15 @@ struct Node {
     /// Children by level; the wildcard levels are the children "+" and "#".
     children: HashMap<Box<str>, Node>,
     /// Sessions whose filter ends at this node.
-    subscribers: HashMap<ClientId, SubscriptionOptions>,
+    subscribers: HashMap<ClientId, Subscription>,
+}
+
+/// One session's subscription to one filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscription {
+    pub options: SubscriptionOptions,
+    /// The 5.0 subscription identifier given with the SUBSCRIBE, if any.
+    pub identifier: Option<u32>,
 }
 
 impl Node {
@@ -31,22 +39,26 @@ impl Node {
     }
 }
 
-/// One session's matching subscription, after overlapping subscriptions were merged.
+/// One session's matching subscriptions, merged into one delivery: the highest QoS, every
+/// subscription identifier, and retain-as-published if any of them asked for it
+/// ([MQTT-3.3.4-2], [MQTT-3.3.4-3]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Match {
     pub client_id: ClientId,
-    pub options: SubscriptionOptions,
+    pub qos: QoS,
+    pub subscription_identifiers: Vec<u32>,
+    pub retain_as_published: bool,
 }
 
 impl SubscriptionIndex {
     /// Adds or replaces `client_id`'s subscription to `filter`. Returns true when it already
     /// existed (and was replaced, [MQTT-3.8.4-3]).
-    pub fn insert(&mut self, filter: &TopicFilter, client_id: &ClientId, options: SubscriptionOptions) -> bool {
+    pub fn insert(&mut self, filter: &TopicFilter, client_id: &ClientId, subscription: Subscription) -> bool {
         let mut node = &mut self.root;
         for level in filter.levels() {
             node = node.children.entry(Box::from(level)).or_default();
         }
-        let existed = node.subscribers.insert(client_id.clone(), options).is_some();
+        let existed = node.subscribers.insert(client_id.clone(), subscription).is_some();
         if !existed {
             self.len += 1;
         }
@@ -72,13 +84,14 @@ impl SubscriptionIndex {
         self.len == 0
     }
 
-    /// Every session with a subscription matching `topic`, one entry per session: when
-    /// several of its subscriptions overlap, the one with the highest QoS wins, so the session
-    /// gets a single copy ([MQTT-3.3.5-1]).
-    pub fn matches(&self, topic: &TopicName) -> Vec<Match> {
+    /// Every session with a subscription matching `topic`, one entry per session, so the
+    /// session gets a single copy ([MQTT-3.3.5-1]). A subscription with the no local option
+    /// does not match messages its own session published (`origin`) ([MQTT-3.8.3-3]).
+    pub fn matches(&self, topic: &TopicName, origin: Option<&ClientId>) -> Vec<Match> {
         let levels: Vec<&str> = topic.levels().collect();
-        let mut found: Vec<Match> = Vec::new();
+        let mut found: Vec<(&ClientId, &Subscription)> = Vec::new();
         collect(&self.root, &levels, topic.is_dollar(), true, &mut found);
+        found.retain(|(client_id, subscription)| !(subscription.options.no_local && Some(*client_id) == origin));
         merge_overlapping(found)
     }
 }
@@ -97,15 +110,19 @@ fn remove_at(node: &mut Node, levels: &[&str], client_id: &ClientId) -> bool {
     removed
 }
 
-fn push_all(node: &Node, found: &mut Vec<Match>) {
-    found.extend(
-        node.subscribers.iter().map(|(client_id, options)| Match { client_id: client_id.clone(), options: *options }),
-    );
+fn push_all<'a>(node: &'a Node, found: &mut Vec<(&'a ClientId, &'a Subscription)>) {
+    found.extend(node.subscribers.iter());
 }
 
 /// Walks the trie along `levels`. At the root of a `$` topic the wildcard children are skipped
 /// ([MQTT-4.7.2-1]).
-fn collect(node: &Node, levels: &[&str], dollar: bool, at_root: bool, found: &mut Vec<Match>) {
+fn collect<'a>(
+    node: &'a Node,
+    levels: &[&str],
+    dollar: bool,
+    at_root: bool,
+    found: &mut Vec<(&'a ClientId, &'a Subscription)>,
+) {
     let wildcards_allowed = !(dollar && at_root);
     let Some((first, rest)) = levels.split_first() else {
         push_all(node, found);
@@ -128,19 +145,31 @@ fn collect(node: &Node, levels: &[&str], dollar: bool, at_root: bool, found: &mu
     }
 }
 
-fn merge_overlapping(mut found: Vec<Match>) -> Vec<Match> {
-    if found.len() < 2 {
-        return found;
+fn merge_overlapping(mut found: Vec<(&ClientId, &Subscription)>) -> Vec<Match> {
+    if found.len() > 1 {
+        found.sort_by(|a, b| a.0.cmp(b.0));
     }
-    found.sort_by(|a, b| a.client_id.cmp(&b.client_id).then(b.options.qos.cmp(&a.options.qos)));
-    found.dedup_by(|later, kept| later.client_id == kept.client_id);
-    found
+    let mut merged: Vec<Match> = Vec::with_capacity(found.len());
+    for (client_id, subscription) in found {
+        match merged.last_mut() {
+            Some(last) if &last.client_id == client_id => {
+                last.qos = last.qos.max(subscription.options.qos);
+                last.retain_as_published |= subscription.options.retain_as_published;
+                last.subscription_identifiers.extend(subscription.identifier);
+            }
+            _ => merged.push(Match {
+                client_id: client_id.clone(),
+                qos: subscription.options.qos,
+                subscription_identifiers: subscription.identifier.into_iter().collect(),
+                retain_as_published: subscription.options.retain_as_published,
+            }),
+        }
+    }
+    merged
 }
 
 #[cfg(test)]
 mod tests {
-    use tern_codec::QoS;
-
     use super::*;
 
     fn filter(s: &str) -> TopicFilter {
@@ -178,7 +207,7 @@ mod tests {
                 .collect();
             let mut expected: Vec<&str> = expected.iter().map(String::as_str).collect();
             expected.sort();
-            assert_eq!(ids(&index.matches(&topic(t))), expected, "topic {t:?}");
+            assert_eq!(ids(&index.matches(&topic(t), None)), expected, "topic {t:?}");
         }
     }
 
@@ -189,9 +218,43 @@ mod tests {
         index.insert(&filter("a/#"), &c, qos(QoS::ExactlyOnce));
         index.insert(&filter("a/+"), &c, qos(QoS::AtLeastOnce));
         index.insert(&filter("a/b"), &c, qos(QoS::AtMostOnce));
-        let found = index.matches(&topic("a/b"));
+        let found = index.matches(&topic("a/b"), None);
         assert_eq!(found.len(), 1);
-        assert_eq!(found[0].options.qos, QoS::ExactlyOnce);
+        assert_eq!(found[0].qos, QoS::ExactlyOnce);
+    }
+
+    #[test]
+    fn overlapping_subscriptions_carry_every_identifier() {
+        // [MQTT-3.3.4-3]
+        let mut index = SubscriptionIndex::default();
+        let c = ClientId::new("c");
+        let with_id = |q, id| Subscription {
+            options: SubscriptionOptions { qos: q, ..Default::default() },
+            identifier: Some(id),
+        };
+        index.insert(&filter("a/#"), &c, with_id(QoS::AtMostOnce, 7));
+        index.insert(&filter("a/+"), &c, with_id(QoS::AtLeastOnce, 9));
+        index.insert(&filter("a/b"), &c, qos(QoS::AtMostOnce));
+        let found = index.matches(&topic("a/b"), None);
+        assert_eq!(found.len(), 1);
+        let mut ids = found[0].subscription_identifiers.clone();
+        ids.sort();
+        assert_eq!(ids, vec![7, 9]);
+        assert_eq!(found[0].qos, QoS::AtLeastOnce);
+    }
+
+    #[test]
+    fn no_local_skips_the_publishers_own_subscription() {
+        // [MQTT-3.8.3-3]
+        let mut index = SubscriptionIndex::default();
+        let me = ClientId::new("me");
+        let other = ClientId::new("other");
+        let no_local =
+            Subscription { options: SubscriptionOptions { no_local: true, ..Default::default() }, identifier: None };
+        index.insert(&filter("t"), &me, no_local);
+        index.insert(&filter("t"), &other, no_local);
+        assert_eq!(ids(&index.matches(&topic("t"), Some(&me))), vec!["other"]);
+        assert_eq!(ids(&index.matches(&topic("t"), None)), vec!["me", "other"]);
     }
 
     #[test]
@@ -201,7 +264,7 @@ mod tests {
         assert!(!index.insert(&filter("a/b"), &c, qos(QoS::AtMostOnce)));
         assert!(index.insert(&filter("a/b"), &c, qos(QoS::ExactlyOnce)));
         assert_eq!(index.len(), 1);
-        assert_eq!(index.matches(&topic("a/b"))[0].options.qos, QoS::ExactlyOnce);
+        assert_eq!(index.matches(&topic("a/b"), None)[0].qos, QoS::ExactlyOnce);
         assert!(index.remove(&filter("a/b"), &c));
         assert!(!index.remove(&filter("a/b"), &c));
         assert!(index.is_empty());
