@@ -23,6 +23,14 @@ use crate::session::{Session, SessionState, SessionWaker};
 use crate::store::{MemoryStore, Store, StoreError, StoredSession};
 use crate::subscriptions::SubscriptionIndex;
 
+/// The answer to a claim.
+pub enum ClaimResult {
+    Claimed(Claim),
+    /// Another connection owns the session and was asked to step down; the claimer's waker
+    /// is woken when it has, and the claim should then be made again.
+    Busy,
+}
+
 /// A session claimed by a new connection.
 pub struct Claim {
     pub session: Arc<Session>,
@@ -127,19 +135,37 @@ impl Broker {
     }
 
     /// Gives `client_id`'s session to a new connection: resumes it (persistent and
-    /// `clean_start` false), or replaces it with a fresh one. A connection that owned it is
-    /// fenced by the generation bump and returned so the caller can wake it
-    /// ([MQTT-3.1.4-2]).
+    /// `clean_start` false), or replaces it with a fresh one ([MQTT-3.1.4-2]).
+    ///
+    /// While another connection owns the session, the claim is a handover: unless `force`,
+    /// the owner is asked to step down and `Busy` is returned. The owner first applies what
+    /// its client had already sent (acknowledgements sent just before reconnecting must not
+    /// be lost), then releases the session and wakes `owner`, which claims again. With
+    /// `force` (the owner did not step down in time) the owner is fenced by the generation
+    /// bump instead, and returned so the caller can wake it.
     pub fn claim(
         &self,
         client_id: &ClientId,
         clean_start: bool,
         persistent: bool,
         owner: Arc<dyn SessionWaker>,
-    ) -> Claim {
+        force: bool,
+    ) -> ClaimResult {
         let mut sessions = write(&self.sessions);
         if let Some(existing) = sessions.get(client_id).cloned() {
             let mut state = existing.lock();
+            if !force && state.owner.is_some() {
+                state.takeover_requested = true;
+                state.takeover_waiters.push(owner);
+                let current = state.owner.clone();
+                drop(state);
+                drop(sessions);
+                if let Some(current) = current {
+                    current.wake();
+                }
+                return ClaimResult::Busy;
+            }
+            state.takeover_requested = false;
             let previous_owner = state.owner.take();
             state.generation += 1;
             if !clean_start && state.persistent {
@@ -150,7 +176,12 @@ impl Broker {
                 }
                 let generation = state.generation;
                 drop(state);
-                return Claim { session: existing, generation, session_present: true, previous_owner };
+                return ClaimResult::Claimed(Claim {
+                    session: existing,
+                    generation,
+                    session_present: true,
+                    previous_owner,
+                });
             }
             // Discard the old session ([MQTT-3.1.2-6]); its fenced connection will not touch it.
             let filters: Vec<TopicFilter> = state.subscriptions.drain().map(|(filter, _)| filter).collect();
@@ -172,7 +203,12 @@ impl Broker {
                 self.store_session(client_id, &state);
             }
             sessions.insert(client_id.clone(), session.clone());
-            return Claim { session, generation: generation + 1, session_present: false, previous_owner };
+            return ClaimResult::Claimed(Claim {
+                session,
+                generation: generation + 1,
+                session_present: false,
+                previous_owner,
+            });
         }
         let session = Arc::new(Session::new(client_id.clone(), persistent));
         let generation = {
@@ -183,21 +219,31 @@ impl Broker {
             state.generation
         };
         sessions.insert(client_id.clone(), session.clone());
-        Claim { session, generation, session_present: false, previous_owner: None }
+        ClaimResult::Claimed(Claim { session, generation, session_present: false, previous_owner: None })
     }
 
     /// Called when the connection of `generation` ends. A clean session ends with it
     /// ([MQTT-3.1.2-6]); a persistent one stays, offline, with its queue and in-flight
     /// messages. Does nothing if the connection was already taken over.
     pub fn release(&self, session: &Arc<Session>, generation: u64) {
+        let waiters = self.release_locked(session, generation);
+        // Connections waiting to take the session over may claim it now.
+        for waiter in waiters {
+            waiter.wake();
+        }
+    }
+
+    fn release_locked(&self, session: &Arc<Session>, generation: u64) -> Vec<Arc<dyn SessionWaker>> {
         let mut sessions = write(&self.sessions);
         let mut state = session.lock();
         if state.generation != generation {
-            return;
+            return Vec::new();
         }
         state.owner = None;
+        state.takeover_requested = false;
+        let waiters = std::mem::take(&mut state.takeover_waiters);
         if state.persistent {
-            return;
+            return waiters;
         }
         let filters: Vec<TopicFilter> = state.subscriptions.drain().map(|(filter, _)| filter).collect();
         state.clear_queue();
@@ -207,6 +253,7 @@ impl Broker {
         if sessions.get(&session.client_id).is_some_and(|s| Arc::ptr_eq(s, session)) {
             sessions.remove(&session.client_id);
         }
+        waiters
     }
 
     fn unsubscribe_all(&self, client_id: &ClientId, filters: &[TopicFilter]) {

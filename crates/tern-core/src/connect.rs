@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use tern_codec::{ConnAck, Connect, ConnectReturnCode, Properties, ProtocolVersion};
 
-use crate::broker::Broker;
+use crate::broker::{Broker, ClaimResult};
 use crate::client_id::ClientId;
 use crate::close::ProtocolError;
 use crate::connection::Connection;
@@ -24,6 +24,9 @@ pub enum ConnectOutcome {
     Refused(ConnAck),
     /// Close without CONNACK.
     Invalid(ProtocolError),
+    /// Another connection owns the session and is handing it over: wait for `waker` to be
+    /// woken (bounded), then call again, with `force` once the wait has run out.
+    Busy,
 }
 
 fn refuse(code: ConnectReturnCode) -> ConnectOutcome {
@@ -37,6 +40,7 @@ pub fn accept_connect(
     now: Instant,
     current_connections: usize,
     waker: Arc<dyn SessionWaker>,
+    force: bool,
 ) -> ConnectOutcome {
     if connect.will.as_ref().is_some_and(|will| will.topic.is_empty()) {
         return ConnectOutcome::Invalid(ProtocolError::EmptyWillTopic);
@@ -63,7 +67,10 @@ pub fn accept_connect(
     };
 
     let persistent = !connect.clean_start;
-    let claim = broker.claim(&client_id, connect.clean_start, persistent, waker);
+    let claim = match broker.claim(&client_id, connect.clean_start, persistent, waker, force) {
+        ClaimResult::Claimed(claim) => claim,
+        ClaimResult::Busy => return ConnectOutcome::Busy,
+    };
     let connack = ConnAck {
         // [MQTT-3.2.2-1]: session present is 0 with a clean session.
         session_present: claim.session_present,

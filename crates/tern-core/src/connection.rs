@@ -238,6 +238,11 @@ impl Connection {
     pub fn poll_outgoing(&mut self, out: &mut Vec<Packet>, max_packets: usize) -> Result<(), CloseReason> {
         let max_inflight = self.broker.limits.max_inflight_messages;
         let mut state = lock_owned(&self.session, self.generation)?;
+        if state.takeover_requested {
+            // A new connection wants the session: stop sending; the server applies what the
+            // client already sent, then closes this connection and releases the session.
+            return Err(CloseReason::TakenOver);
+        }
         if self.resend_pending {
             self.resend_pending = false;
             for entry in &state.inflight {
@@ -342,8 +347,8 @@ mod tests {
         fn wake(&self) {}
     }
 
-    fn connect(broker: &Arc<Broker>, id: &str, clean: bool, keep_alive: u16, now: Instant) -> (Connection, bool) {
-        let packet = Connect {
+    fn connect_packet(id: &str, clean: bool, keep_alive: u16) -> Connect {
+        Connect {
             protocol: ProtocolVersion::V3_1_1,
             clean_start: clean,
             keep_alive,
@@ -352,8 +357,19 @@ mod tests {
             username: None,
             password: None,
             properties: Properties::default(),
-        };
-        match accept_connect(broker, packet, now, 1, Arc::new(NoopWaker)) {
+        }
+    }
+
+    fn try_connect(broker: &Arc<Broker>, id: &str, clean: bool, force: bool) -> Option<(Connection, bool)> {
+        match accept_connect(broker, connect_packet(id, clean, 0), Instant::now(), 1, Arc::new(NoopWaker), force) {
+            ConnectOutcome::Accepted { connection, connack, .. } => Some((*connection, connack.session_present)),
+            ConnectOutcome::Busy => None,
+            _ => panic!("connect refused"),
+        }
+    }
+
+    fn connect(broker: &Arc<Broker>, id: &str, clean: bool, keep_alive: u16, now: Instant) -> (Connection, bool) {
+        match accept_connect(broker, connect_packet(id, clean, keep_alive), now, 1, Arc::new(NoopWaker), false) {
             ConnectOutcome::Accepted { connection, connack, .. } => (*connection, connack.session_present),
             _ => panic!("connect refused"),
         }
@@ -470,13 +486,37 @@ mod tests {
     }
 
     #[test]
-    fn takeover_fences_the_old_connection() {
+    fn takeover_lets_the_owner_apply_what_it_received_before_stepping_down() {
+        // [MQTT-3.1.4-2], [MQTT-4.4.0-1]: an acknowledgement the client sent on its old
+        // connection before reconnecting counts.
+        let broker = Arc::new(Broker::default());
+        let now = Instant::now();
+        let (mut old, _) = connect(&broker, "same", false, 0, now);
+        subscribe(&mut old, "t", QoS::AtLeastOnce, now);
+        let (mut publisher, _) = connect(&broker, "pub", true, 0, now);
+        let mut out = Vec::new();
+        publisher.handle_packet(now, publish("t", QoS::AtLeastOnce, Some(1), false), &mut out).unwrap();
+        let delivered = outgoing(&mut old);
+        let Packet::Publish(first) = &delivered[0] else { panic!("{delivered:?}") };
+
+        assert!(try_connect(&broker, "same", false, false).is_none(), "the owner is asked to step down first");
+        assert_eq!(old.poll_outgoing(&mut out, 10), Err(CloseReason::TakenOver));
+        old.handle_packet(now, Packet::PubAck(PubResponse::new(first.packet_id.unwrap())), &mut out).unwrap();
+        old.close(&CloseReason::TakenOver);
+
+        let (mut new, session_present) = try_connect(&broker, "same", false, false).expect("released");
+        assert!(session_present);
+        assert!(outgoing(&mut new).is_empty(), "the acknowledged message is not sent again");
+    }
+
+    #[test]
+    fn forced_takeover_fences_the_old_connection() {
         // [MQTT-3.1.4-2]
         let broker = Arc::new(Broker::default());
         let now = Instant::now();
         let (mut old, _) = connect(&broker, "same", false, 0, now);
         subscribe(&mut old, "t", QoS::AtLeastOnce, now);
-        let (mut new, session_present) = connect(&broker, "same", false, 0, now);
+        let (mut new, session_present) = try_connect(&broker, "same", false, true).expect("forced");
         assert!(session_present);
         let mut out = Vec::new();
         assert_eq!(old.poll_outgoing(&mut out, 10), Err(CloseReason::TakenOver));

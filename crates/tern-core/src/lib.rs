@@ -18,7 +18,7 @@ mod session;
 mod store;
 mod subscriptions;
 
-pub use broker::{Broker, Claim};
+pub use broker::{Broker, Claim, ClaimResult};
 pub use client_id::ClientId;
 pub use close::{CloseReason, ProtocolError};
 pub use connect::{accept_connect, ConnectOutcome};

@@ -69,6 +69,11 @@ pub struct SessionState {
     pub generation: u64,
     /// The connection that owns the session now, if the client is connected.
     pub owner: Option<Arc<dyn SessionWaker>>,
+    /// A new connection for this client id asked the owner to step down: the owner applies
+    /// what it has already received, then releases the session ([`crate::Broker::claim`]).
+    pub takeover_requested: bool,
+    /// New connections waiting for the owner to release the session; woken on release.
+    pub takeover_waiters: Vec<Arc<dyn SessionWaker>>,
     /// False for a clean session (3.1.1 CleanSession=1), which ends with its connection.
     pub persistent: bool,
     pub subscriptions: HashMap<TopicFilter, SubscriptionOptions>,
@@ -95,6 +100,8 @@ impl Session {
             state: Mutex::new(SessionState {
                 generation: 0,
                 owner: None,
+                takeover_requested: false,
+                takeover_waiters: Vec::new(),
                 persistent,
                 subscriptions: HashMap::new(),
                 queue: VecDeque::new(),

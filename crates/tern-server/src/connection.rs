@@ -25,6 +25,11 @@ const OUTGOING_BATCH: usize = 64;
 const WRITE_HIGH_WATER: usize = 64 * 1024;
 /// Smallest read buffer; grown only while a large packet is being read.
 const READ_CHUNK: usize = 4 * 1024;
+/// How long a new connection waits for the session's current connection to step down before
+/// taking the session over by force.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(1);
+/// The most a connection that is stepping down reads of what its client already sent.
+const TAKEOVER_DRAIN_MAX: usize = 256 * 1024;
 
 /// Wakes the connection task when its session has something for it.
 #[derive(Default)]
@@ -125,20 +130,31 @@ async fn run<S>(
     }
 
     let waker = Arc::new(TaskWaker::default());
-    let (mut connection, connack, previous_owner) =
-        match accept_connect(broker, connect, Instant::now(), current, waker.clone()) {
-            ConnectOutcome::Accepted { connection, connack, previous_owner } => (connection, connack, previous_owner),
-            ConnectOutcome::Refused(connack) => {
-                debug!(%peer, code = connack.code.0, "CONNECT refused");
-                let _ = write_packets(&mut stream, &[Packet::ConnAck(connack)], version).await;
-                return;
+    let handover_deadline = tokio::time::Instant::now() + TAKEOVER_WAIT;
+    let outcome = loop {
+        let force = tokio::time::Instant::now() >= handover_deadline;
+        match accept_connect(broker, connect.clone(), Instant::now(), current, waker.clone(), force) {
+            // The session's current connection is stepping down; it wakes us when it has.
+            ConnectOutcome::Busy => {
+                let _ = tokio::time::timeout_at(handover_deadline, waker.0.notified()).await;
             }
-            ConnectOutcome::Invalid(error) => {
-                Metrics::incr(&broker.metrics.protocol_errors);
-                debug!(%peer, %error, "Invalid CONNECT; closing");
-                return;
-            }
-        };
+            outcome => break outcome,
+        }
+    };
+    let (mut connection, connack, previous_owner) = match outcome {
+        ConnectOutcome::Busy => unreachable!("the loop above only ends on another outcome"),
+        ConnectOutcome::Accepted { connection, connack, previous_owner } => (connection, connack, previous_owner),
+        ConnectOutcome::Refused(connack) => {
+            debug!(%peer, code = connack.code.0, "CONNECT refused");
+            let _ = write_packets(&mut stream, &[Packet::ConnAck(connack)], version).await;
+            return;
+        }
+        ConnectOutcome::Invalid(error) => {
+            Metrics::incr(&broker.metrics.protocol_errors);
+            debug!(%peer, %error, "Invalid CONNECT; closing");
+            return;
+        }
+    };
     if let Some(previous) = previous_owner {
         previous.wake();
     }
@@ -232,6 +248,9 @@ where
         }
         if wbuf.len() < WRITE_HIGH_WATER {
             if let Err(reason) = connection.poll_outgoing(&mut out, OUTGOING_BATCH) {
+                if reason == CloseReason::TakenOver {
+                    break apply_received_before_takeover(connection, &mut reader, rbuf, &options, &mut out).await;
+                }
                 break reason;
             }
             encode_all(&mut out, version, &mut wbuf);
@@ -286,6 +305,31 @@ where
         }
     };
     (reason, wbuf)
+}
+
+/// A new connection is taking the session over. Before stepping down, apply what the client
+/// had already sent on this connection (read without waiting): acknowledgements and a
+/// DISCONNECT sent just before it reconnected must count ([MQTT-4.4.0-1], [MQTT-3.1.2-10]).
+async fn apply_received_before_takeover<R: AsyncRead + Unpin>(
+    connection: &mut Connection,
+    reader: &mut R,
+    rbuf: &mut BytesMut,
+    options: &DecodeOptions,
+    out: &mut Vec<Packet>,
+) -> CloseReason {
+    let limit = rbuf.len() + TAKEOVER_DRAIN_MAX;
+    while rbuf.len() < limit {
+        rbuf.reserve(READ_CHUNK);
+        // A zero timeout still polls the read once: it takes what is already buffered.
+        match tokio::time::timeout(Duration::ZERO, reader.read_buf(rbuf)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => break,
+        }
+    }
+    match handle_buffered(connection, rbuf, options, out) {
+        Ok(()) => CloseReason::TakenOver,
+        Err(reason) => reason,
+    }
 }
 
 /// Handles every whole packet in `rbuf`.
