@@ -84,6 +84,8 @@ impl DecodeError {
         match self {
             UnsupportedProtocolLevel(_) => 0x84,
             PacketTooLarge { .. } => 0x95,
+            // A Topic Alias of 0 ([MQTT-3.3.2-8]) is a "Topic Alias invalid".
+            InvalidPropertyValue(0x23) => 0x94,
             // MQTT 5.0 calls these a "Protocol Error" rather than a malformed packet.
             PasswordWithoutUsername
             | ZeroPacketId

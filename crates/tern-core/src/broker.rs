@@ -28,6 +28,14 @@ use crate::shared::{SharedFilter, SharedSubscriptions, Strategy};
 use crate::store::{MemoryStore, Store, StoreError, StoredSession};
 use crate::subscriptions::{Subscription, SubscriptionIndex};
 
+/// The answer to a claim.
+pub enum ClaimResult {
+    Claimed(Claim),
+    /// Another connection owns the session and was asked to step down; the claimer's waker
+    /// is woken when it has, and the claim should then be made again.
+    Busy,
+}
+
 /// A session claimed by a new connection.
 pub struct Claim {
     pub session: Arc<Session>,
@@ -93,6 +101,8 @@ fn lock<T>(lock: &Mutex<T>) -> MutexGuard<'_, T> {
 #[must_use]
 struct Ended {
     wills: Vec<Message>,
+    /// Connections waiting to take a released session over.
+    waiters: Vec<Arc<dyn SessionWaker>>,
 }
 
 impl Broker {
@@ -203,11 +213,42 @@ impl Broker {
     }
 
     /// Gives `client_id`'s session to a new connection: resumes it (persistent and
-    /// `clean_start` false), or replaces it with a fresh one. A connection that owned it is
-    /// fenced by the generation bump and returned so the caller can wake it
-    /// ([MQTT-3.1.4-2]). A delayed will of the session is cancelled when it is resumed
-    /// ([MQTT-3.1.3-9]) and published when it is replaced.
-    pub fn claim(&self, client_id: &ClientId, clean_start: bool, expiry_interval: u32, owner: Arc<dyn SessionWaker>, now: Instant) -> Claim {
+    /// `clean_start` false), or replaces it with a fresh one ([MQTT-3.1.4-2]). A delayed will
+    /// of the session is cancelled when it is resumed ([MQTT-3.1.3-9]) and published when it
+    /// is replaced.
+    ///
+    /// While another connection owns the session, the claim is a handover: unless `force`,
+    /// the owner is asked to step down and `Busy` is returned. The owner first applies what
+    /// its client had already sent (acknowledgements sent just before reconnecting must not
+    /// be lost), then releases the session and wakes `owner`, which claims again. With
+    /// `force` (the owner did not step down in time) the owner is fenced by the generation
+    /// bump instead, and returned so the caller can wake it.
+    pub fn claim(
+        &self,
+        client_id: &ClientId,
+        clean_start: bool,
+        expiry_interval: u32,
+        owner: Arc<dyn SessionWaker>,
+        now: Instant,
+        force: bool,
+    ) -> ClaimResult {
+        {
+            let sessions = read(&self.sessions);
+            if let Some(existing) = sessions.get(client_id) {
+                let mut state = existing.lock();
+                if !force && state.owner.is_some() {
+                    state.takeover_requested = true;
+                    state.takeover_waiters.push(owner);
+                    let current = state.owner.clone();
+                    drop(state);
+                    drop(sessions);
+                    if let Some(current) = current {
+                        current.wake();
+                    }
+                    return ClaimResult::Busy;
+                }
+            }
+        }
         let mut ended = Ended::default();
         let claim = {
             let mut sessions = write(&self.sessions);
@@ -215,6 +256,14 @@ impl Broker {
             let mut claim = None;
             if let Some(existing) = existing {
                 let mut state = existing.lock();
+                if !force && state.owner.is_some() {
+                    // Claimed by another connection between our two looks; ask again.
+                    state.takeover_waiters.push(owner.clone());
+                    drop(state);
+                    drop(sessions);
+                    return ClaimResult::Busy;
+                }
+                state.takeover_requested = false;
                 let previous_owner = state.owner.take();
                 state.generation += 1;
                 let expired = state.expires_at.is_some_and(|at| at <= now);
@@ -246,7 +295,7 @@ impl Broker {
             })
         };
         self.finish(ended);
-        claim
+        ClaimResult::Claimed(claim)
     }
 
     fn new_session(
@@ -282,6 +331,7 @@ impl Broker {
         let was_persistent = state.is_persistent();
         let mut ended = Ended::default();
         ended.wills.extend(state.pending_will.take().map(|pending| pending.message));
+        ended.waiters = std::mem::take(&mut state.takeover_waiters);
         state.clear_queue();
         state.inflight.clear();
         state.incoming_qos2.clear();
@@ -304,6 +354,9 @@ impl Broker {
         for will in ended.wills {
             Metrics::incr(&self.metrics.wills_published);
             self.publish(will);
+        }
+        for waiter in ended.waiters {
+            waiter.wake();
         }
     }
 
@@ -328,6 +381,9 @@ impl Broker {
                 }
             } else {
                 state.owner = None;
+                state.takeover_requested = false;
+                // Connections waiting to take the session over may claim it now.
+                ended.waiters = std::mem::take(&mut state.takeover_waiters);
                 if state.is_persistent() {
                     if state.expiry_interval != SESSION_NEVER_EXPIRES {
                         let at = now + Duration::from_secs(u64::from(state.expiry_interval));
@@ -346,7 +402,9 @@ impl Broker {
                     }
                 } else {
                     publish_now.extend(will.map(|will| will.message));
+                    let waiters = std::mem::take(&mut ended.waiters);
                     ended = self.end_session_locked(&mut sessions, session, state);
+                    ended.waiters = waiters;
                 }
             }
         }
@@ -473,29 +531,40 @@ impl Broker {
     }
 
     /// Hands deliveries that a leaving shared-subscription member had not completed to other
-    /// members of their groups, so they are not lost ([MQTT-4.8.2-?]). Deliveries with no
-    /// other member left go back to `from`.
+    /// members of their groups, so they are not lost ([MQTT-4.8.2-?]): a connected member if
+    /// there is one, else any other member (its session queues them), else back to `from`.
     pub fn redispatch_shared(&self, from: &ClientId, deliveries: Vec<Delivery>) {
         if deliveries.is_empty() {
             return;
         }
         let shared = read(&self.shared);
         let sessions = read(&self.sessions);
-        let online = |client_id: &ClientId| {
-            client_id != from && sessions.get(client_id).is_some_and(|s| s.lock().owner.is_some())
-        };
+        let connected_other =
+            |client_id: &ClientId| client_id != from && sessions.get(client_id).is_some_and(|s| s.lock().owner.is_some());
+        let any_other = |client_id: &ClientId| client_id != from;
         for delivery in deliveries {
             let Some(group) = delivery.shared_group.clone() else { continue };
-            let target = shared.pick_in_group(&group, &delivery.message.topic, &online);
-            let Some(member) = target else { continue };
-            let Some(session) = sessions.get(&member.client_id) else { continue };
-            Metrics::incr(&self.metrics.shared_redispatched);
-            let redirected = Delivery {
-                qos: delivery.message.qos.min(member.subscription.options.qos),
-                subscription_identifiers: member.subscription.identifier.into_iter().collect(),
-                ..delivery
-            };
-            session.enqueue(redirected, &self.limits, &self.metrics);
+            let topic = &delivery.message.topic;
+            let member = shared
+                .pick_in_group(&group, topic, &connected_other)
+                .or_else(|| shared.pick_in_group(&group, topic, &any_other));
+            let target = member.as_ref().and_then(|m| sessions.get(&m.client_id).map(|s| (s, m)));
+            match target {
+                Some((session, member)) => {
+                    Metrics::incr(&self.metrics.shared_redispatched);
+                    let redirected = Delivery {
+                        qos: delivery.message.qos.min(member.subscription.options.qos),
+                        subscription_identifiers: member.subscription.identifier.into_iter().collect(),
+                        ..delivery
+                    };
+                    session.enqueue(redirected, &self.limits, &self.metrics);
+                }
+                None => {
+                    if let Some(session) = sessions.get(from) {
+                        session.lock().push_unbounded(delivery);
+                    }
+                }
+            }
         }
     }
 

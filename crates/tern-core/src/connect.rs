@@ -5,12 +5,12 @@ use std::time::Instant;
 
 use tern_codec::{ConnAck, Connect, ConnectReturnCode, Properties, ProtocolVersion};
 
-use crate::broker::Broker;
+use crate::broker::{Broker, ClaimResult};
 use crate::client_id::ClientId;
 use crate::close::ProtocolError;
 use crate::connection::Connection;
 use crate::metrics::Metrics;
-use crate::session::SessionWaker;
+use crate::session::{SessionWaker, SESSION_NEVER_EXPIRES};
 
 /// MQTT 3.1 limits client identifiers to 23 characters (3.1 spec, CONNECT payload).
 const MQTT31_MAX_CLIENT_ID: usize = 23;
@@ -24,10 +24,52 @@ pub enum ConnectOutcome {
     Refused(ConnAck),
     /// Close without CONNACK.
     Invalid(ProtocolError),
+    /// Another connection owns the session and is handing it over: wait for `waker` to be
+    /// woken (bounded), then call again, with `force` once the wait has run out.
+    Busy,
 }
 
-fn refuse(code: ConnectReturnCode) -> ConnectOutcome {
-    ConnectOutcome::Refused(ConnAck { session_present: false, code, properties: Properties::default() })
+/// Why a CONNECT is refused, with its code in each protocol version.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    IdentifierRejected,
+    ServerUnavailable,
+    BadAuthenticationMethod,
+}
+
+impl Refusal {
+    fn code(self, version: ProtocolVersion) -> ConnectReturnCode {
+        let v5 = version == ProtocolVersion::V5;
+        ConnectReturnCode(match self {
+            Refusal::IdentifierRejected if v5 => 0x85,
+            Refusal::IdentifierRejected => 0x02,
+            // 5.0 "Quota exceeded": the connection limit is a quota, and 0x88 would tell the
+            // client the whole server is unavailable.
+            Refusal::ServerUnavailable if v5 => 0x97,
+            Refusal::ServerUnavailable => 0x03,
+            Refusal::BadAuthenticationMethod if v5 => 0x8C,
+            Refusal::BadAuthenticationMethod => 0x05,
+        })
+    }
+
+    fn reason(self) -> &'static str {
+        match self {
+            Refusal::IdentifierRejected => "client identifier not valid",
+            Refusal::ServerUnavailable => "connection limit reached",
+            Refusal::BadAuthenticationMethod => "enhanced authentication is not supported",
+        }
+    }
+}
+
+fn refuse(broker: &Broker, connect: &Connect, refusal: Refusal) -> ConnectOutcome {
+    Metrics::incr(&broker.metrics.connections_refused);
+    let mut properties = Properties::default();
+    // A reason string only when the client did not turn problem information off
+    // ([MQTT-3.1.2-29]).
+    if connect.protocol == ProtocolVersion::V5 && connect.properties.request_problem_information != Some(0) {
+        properties.reason_string = Some(refusal.reason().to_string());
+    }
+    ConnectOutcome::Refused(ConnAck { session_present: false, code: refusal.code(connect.protocol), properties })
 }
 
 /// Handles a CONNECT that the codec decoded. `current_connections` counts this one.
@@ -37,40 +79,80 @@ pub fn accept_connect(
     now: Instant,
     current_connections: usize,
     waker: Arc<dyn SessionWaker>,
+    force: bool,
 ) -> ConnectOutcome {
+    let v5 = connect.protocol == ProtocolVersion::V5;
     if connect.will.as_ref().is_some_and(|will| will.topic.is_empty()) {
         return ConnectOutcome::Invalid(ProtocolError::EmptyWillTopic);
     }
+    if connect.properties.authentication_method.is_some() {
+        return refuse(broker, &connect, Refusal::BadAuthenticationMethod);
+    }
     let max = broker.limits.max_connections;
     if max != 0 && current_connections > max {
-        Metrics::incr(&broker.metrics.connections_refused);
-        return refuse(ConnectReturnCode::SERVER_UNAVAILABLE);
+        return refuse(broker, &connect, Refusal::ServerUnavailable);
     }
+    let mut assigned = None;
     let client_id = if connect.client_id.is_empty() {
         // 3.1 requires 1 to 23 characters; 3.1.1 lets the server assign an identifier, but
-        // only for a clean session ([MQTT-3.1.3-6], [MQTT-3.1.3-8]).
-        if connect.protocol == ProtocolVersion::V3_1 || !connect.clean_start {
-            Metrics::incr(&broker.metrics.connections_refused);
-            return refuse(ConnectReturnCode::IDENTIFIER_REJECTED);
+        // only for a clean session ([MQTT-3.1.3-6], [MQTT-3.1.3-8]); 5.0 always, and says so
+        // in CONNACK ([MQTT-3.2.2-16]).
+        if connect.protocol == ProtocolVersion::V3_1 || (!v5 && !connect.clean_start) {
+            return refuse(broker, &connect, Refusal::IdentifierRejected);
         }
-        ClientId::generate()
+        let generated = ClientId::generate();
+        assigned = v5.then(|| generated.to_string());
+        generated
     } else {
         if connect.protocol == ProtocolVersion::V3_1 && connect.client_id.chars().count() > MQTT31_MAX_CLIENT_ID {
-            Metrics::incr(&broker.metrics.connections_refused);
-            return refuse(ConnectReturnCode::IDENTIFIER_REJECTED);
+            return refuse(broker, &connect, Refusal::IdentifierRejected);
         }
         ClientId::new(&connect.client_id)
     };
 
-    let persistent = !connect.clean_start;
-    let claim = broker.claim(&client_id, connect.clean_start, persistent, waker);
+    // 3.x: a clean session lasts as long as the connection, another one forever. 5.0: the
+    // Session Expiry Interval, 0 when absent ([MQTT-3.1.2-11..], [MQTT-3.1.2-23]).
+    let expiry_interval = if v5 {
+        connect.properties.session_expiry_interval.unwrap_or(0)
+    } else if connect.clean_start {
+        0
+    } else {
+        SESSION_NEVER_EXPIRES
+    };
+    let claim = match broker.claim(&client_id, connect.clean_start, expiry_interval, waker, now, force) {
+        ClaimResult::Claimed(claim) => claim,
+        ClaimResult::Busy => return ConnectOutcome::Busy,
+    };
+    let limits = &broker.limits;
+    let server_keep_alive = (v5
+        && limits.max_keep_alive > 0
+        && (connect.keep_alive == 0 || connect.keep_alive > limits.max_keep_alive))
+        .then_some(limits.max_keep_alive);
+    let mut properties = Properties::default();
+    if v5 {
+        properties.receive_maximum = Some(limits.receive_maximum);
+        properties.maximum_packet_size = u32::try_from(limits.max_packet_size).ok();
+        properties.topic_alias_maximum = Some(limits.topic_alias_maximum);
+        properties.retain_available = Some(1);
+        properties.wildcard_subscription_available = Some(1);
+        properties.subscription_identifier_available = Some(1);
+        properties.shared_subscription_available = Some(1);
+        properties.server_keep_alive = server_keep_alive;
+        properties.assigned_client_identifier = assigned;
+        if connect.properties.request_response_information == Some(1) {
+            properties.response_information =
+                broker.features.response_information.as_ref().map(|template| template.replace("{client_id}", client_id.as_str()));
+        }
+    }
     let connack = ConnAck {
         // [MQTT-3.2.2-1]: session present is 0 with a clean session.
         session_present: claim.session_present,
         code: ConnectReturnCode::ACCEPTED,
-        properties: Properties::default(),
+        properties,
     };
     Metrics::incr(&broker.metrics.connections_total);
-    let connection = Connection::new(broker.clone(), claim.session, claim.generation, &connect, client_id, now);
+    let keep_alive = server_keep_alive.unwrap_or(connect.keep_alive);
+    let connection =
+        Connection::new(broker.clone(), claim.session, claim.generation, &connect, client_id, keep_alive, expiry_interval, now);
     ConnectOutcome::Accepted { connection: Box::new(connection), connack, previous_owner: claim.previous_owner }
 }

@@ -17,6 +17,14 @@ pub struct Metrics {
     pub malformed_packets: AtomicU64,
     pub protocol_errors: AtomicU64,
     pub wills_published: AtomicU64,
+    /// Messages not sent to one client because they exceed its Maximum Packet Size (5.0).
+    pub dropped_too_large: AtomicU64,
+    /// Messages not delivered because their Message Expiry Interval passed (5.0).
+    pub dropped_expired: AtomicU64,
+    /// Offline sessions ended because their Session Expiry Interval passed.
+    pub sessions_expired: AtomicU64,
+    /// Shared-subscription messages handed to another member when theirs left.
+    pub shared_redispatched: AtomicU64,
     /// Writes to the store that failed (logged too).
     pub store_errors: AtomicU64,
 }

@@ -145,6 +145,8 @@ mod tests {
             qos: QoS::AtMostOnce,
             retain: true,
             properties: Properties::default(),
+            expires_at: None,
+            origin: None,
         })
     }
 

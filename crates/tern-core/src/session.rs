@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use std::time::Instant;
 
-use tern_codec::{PacketId, QoS, TopicFilter};
+use tern_codec::{PacketId, QoS, TopicFilter, TopicName};
 
 use crate::client_id::ClientId;
 use crate::limits::Limits;
@@ -72,6 +72,11 @@ pub struct SessionState {
     pub generation: u64,
     /// The connection that owns the session now, if the client is connected.
     pub owner: Option<Arc<dyn SessionWaker>>,
+    /// A new connection for this client id asked the owner to step down: the owner applies
+    /// what it has already received, then releases the session ([`crate::Broker::claim`]).
+    pub takeover_requested: bool,
+    /// New connections waiting for the owner to release the session; woken on release.
+    pub takeover_waiters: Vec<Arc<dyn SessionWaker>>,
     /// Seconds the session outlives its connection: 0 ends it with the connection (3.1.1
     /// CleanSession=1), [`SESSION_NEVER_EXPIRES`] keeps it forever (3.1.1 CleanSession=0).
     pub expiry_interval: u32,
@@ -89,6 +94,10 @@ pub struct SessionState {
     pub incoming_qos2: HashSet<PacketId>,
     next_packet_id: PacketId,
 }
+
+/// How far past a QoS 1/2 message blocked by a full in-flight window the queue is searched for
+/// a QoS 0 message that may go first.
+const QOS0_LOOKAHEAD: usize = 64;
 
 /// A session expiry interval that means "never" ([MQTT-3.1.2-?] 0xFFFFFFFF).
 pub const SESSION_NEVER_EXPIRES: u32 = u32::MAX;
@@ -113,6 +122,8 @@ impl Session {
             state: Mutex::new(SessionState {
                 generation: 0,
                 owner: None,
+                takeover_requested: false,
+                takeover_waiters: Vec::new(),
                 expiry_interval,
                 expires_at: None,
                 pending_will: None,
@@ -207,15 +218,30 @@ impl SessionState {
         self.queue.push_back(delivery);
     }
 
-    /// Takes the next queued delivery if it may be sent now: QoS 0 always, QoS 1/2 only while
-    /// the in-flight window has room ([MQTT-4.4.0-?] flow control, `max_inflight`). The
-    /// queue is strictly FIFO so that order per topic is kept ([MQTT-4.6.0-6]).
+    /// Takes the next queued delivery if it may be sent now: QoS 1/2 only while the in-flight
+    /// window has room ([MQTT-3.3.4-7]), QoS 0 always. While the window is full, a QoS 0
+    /// message may go ahead of waiting QoS 1/2 messages (flow control covers QoS 1 and 2
+    /// only, [MQTT-4.9.0-3]) but never ahead of one on its own topic, so order per topic is
+    /// kept ([MQTT-4.6.0-6]). The look-ahead is bounded.
     pub fn pop_sendable(&mut self, max_inflight: usize) -> Option<Delivery> {
         let front = self.queue.front()?;
-        if front.qos != QoS::AtMostOnce && self.inflight.len() >= max_inflight {
-            return None;
-        }
-        let delivery = self.queue.pop_front()?;
+        let index = if front.qos == QoS::AtMostOnce || self.inflight.len() < max_inflight {
+            0
+        } else {
+            let mut waiting_topics: Vec<&TopicName> = Vec::new();
+            let mut found = None;
+            for (index, delivery) in self.queue.iter().enumerate().take(QOS0_LOOKAHEAD) {
+                let topic = &delivery.message.topic;
+                if delivery.qos != QoS::AtMostOnce {
+                    waiting_topics.push(topic);
+                } else if !waiting_topics.contains(&topic) {
+                    found = Some(index);
+                    break;
+                }
+            }
+            found?
+        };
+        let delivery = self.queue.remove(index)?;
         self.queued_bytes -= delivery.message.cost();
         Some(delivery)
     }
@@ -243,6 +269,32 @@ impl SessionState {
                 return candidate;
             }
         }
+    }
+
+    /// Takes out the deliveries chosen for this session as a shared-subscription member that
+    /// it has not finished: queued ones, and in-flight ones the client has not received for
+    /// sure (a PUBREC means it has them) ([MQTT-4.8.2-?]).
+    pub fn take_unfinished_shared(&mut self) -> Vec<Delivery> {
+        let mut taken = Vec::new();
+        let mut index = 0;
+        while index < self.inflight.len() {
+            let entry = &self.inflight[index];
+            if entry.delivery.shared_group.is_some() && entry.state != OutgoingState::AwaitingPubComp {
+                if let Some(entry) = self.inflight.remove(index) {
+                    taken.push(entry.delivery);
+                }
+            } else {
+                index += 1;
+            }
+        }
+        let (shared, kept): (VecDeque<Delivery>, VecDeque<Delivery>) =
+            self.queue.drain(..).partition(|delivery| delivery.shared_group.is_some());
+        self.queue = kept;
+        for delivery in &shared {
+            self.queued_bytes -= delivery.message.cost();
+        }
+        taken.extend(shared);
+        taken
     }
 
     pub fn inflight_position(&self, packet_id: PacketId) -> Option<usize> {
@@ -276,6 +328,7 @@ mod tests {
             qos,
             retain: false,
             subscription_identifiers: Vec::new(),
+            shared_group: None,
         }
     }
 
@@ -335,6 +388,26 @@ mod tests {
         state.clear_queue();
         state.push_unbounded(delivery(QoS::AtMostOnce, b"a"));
         assert!(state.pop_sendable(0).is_some());
+    }
+
+    #[test]
+    fn qos0_overtakes_a_blocked_qos1_only_on_another_topic() {
+        let session = online_session();
+        let mut state = session.lock();
+        let on = |topic: &str, qos, payload: &'static [u8]| {
+            let mut d = delivery(qos, payload);
+            Arc::make_mut(&mut d.message).topic = TopicName::new(topic).unwrap();
+            d
+        };
+        state.push_unbounded(on("a", QoS::AtLeastOnce, b"1"));
+        state.push_unbounded(on("a", QoS::AtMostOnce, b"2"));
+        state.push_unbounded(on("b", QoS::AtMostOnce, b"3"));
+        // Window full: "b" may go, "a"'s QoS 0 waits behind "a"'s QoS 1.
+        assert_eq!(&state.pop_sendable(0).unwrap().message.payload[..], b"3");
+        assert!(state.pop_sendable(0).is_none());
+        assert_eq!(&state.pop_sendable(1).unwrap().message.payload[..], b"1");
+        assert_eq!(&state.pop_sendable(1).unwrap().message.payload[..], b"2");
+        assert_eq!(state.queued_bytes(), 0);
     }
 
     #[test]

@@ -8,10 +8,11 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
-use tern_codec::{SubscriptionOptions, TopicFilter, TopicName};
+use tern_codec::{TopicFilter, TopicName};
 
 use crate::client_id::ClientId;
 use crate::message::Message;
+use crate::subscriptions::Subscription;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -25,7 +26,10 @@ pub enum StoreError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredSession {
     pub client_id: ClientId,
-    pub subscriptions: Vec<(TopicFilter, SubscriptionOptions)>,
+    /// Seconds the session outlives its connection ([`crate::SESSION_NEVER_EXPIRES`] for a
+    /// 3.x persistent session).
+    pub expiry_interval: u32,
+    pub subscriptions: Vec<(TopicFilter, Subscription)>,
 }
 
 /// Persistent sessions (clean session 0).

@@ -180,8 +180,8 @@ mod tests {
         TopicName::new(s).unwrap()
     }
 
-    fn qos(q: QoS) -> SubscriptionOptions {
-        SubscriptionOptions { qos: q, ..Default::default() }
+    fn qos(q: QoS) -> Subscription {
+        Subscription { options: SubscriptionOptions { qos: q, ..Default::default() }, identifier: None }
     }
 
     fn ids(matches: &[Match]) -> Vec<&str> {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use tern_core::Limits;
+use tern_core::{Features, Limits, Strategy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -23,6 +23,7 @@ pub enum ConfigError {
 pub struct Config {
     pub listeners: ListenersConfig,
     pub limits: LimitsConfig,
+    pub mqtt: MqttConfig,
     pub storage: StorageConfig,
     pub auth: AuthConfig,
 }
@@ -49,6 +50,9 @@ pub struct LimitsConfig {
     pub max_queued_bytes: usize,
     pub max_connections: usize,
     pub connect_timeout_secs: u64,
+    pub receive_maximum: u16,
+    pub topic_alias_maximum: u16,
+    pub max_keep_alive: u16,
 }
 
 impl Default for LimitsConfig {
@@ -61,7 +65,27 @@ impl Default for LimitsConfig {
             max_queued_bytes: limits.max_queued_bytes,
             max_connections: limits.max_connections,
             connect_timeout_secs: limits.connect_timeout_secs,
+            receive_maximum: limits.receive_maximum,
+            topic_alias_maximum: limits.topic_alias_maximum,
+            max_keep_alive: limits.max_keep_alive,
         }
+    }
+}
+
+/// MQTT protocol features.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// Response Information for 5.0 clients that request it; `{client_id}` is replaced.
+    pub response_information: Option<String>,
+    /// How a shared subscription group picks a member: round_robin, random, hash_client_id,
+    /// hash_topic or sticky.
+    pub shared_subscription_strategy: String,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig { response_information: None, shared_subscription_strategy: "round_robin".to_string() }
     }
 }
 
@@ -123,6 +147,15 @@ impl Config {
         if limits.max_queued_messages == 0 {
             return Err(ConfigError::Invalid("limits.max_queued_messages must be at least 1".into()));
         }
+        if limits.receive_maximum == 0 {
+            return Err(ConfigError::Invalid("limits.receive_maximum must be at least 1".into()));
+        }
+        if Strategy::parse(&self.mqtt.shared_subscription_strategy).is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "mqtt.shared_subscription_strategy must be one of round_robin, random, hash_client_id, hash_topic, sticky, not {:?}",
+                self.mqtt.shared_subscription_strategy
+            )));
+        }
         if limits.connect_timeout_secs == 0 {
             return Err(ConfigError::Invalid("limits.connect_timeout_secs must be at least 1".into()));
         }
@@ -138,7 +171,19 @@ impl Config {
             max_queued_bytes: l.max_queued_bytes,
             max_connections: l.max_connections,
             connect_timeout_secs: l.connect_timeout_secs,
+            receive_maximum: l.receive_maximum,
+            topic_alias_maximum: l.topic_alias_maximum,
+            max_keep_alive: l.max_keep_alive,
         }
+    }
+
+    pub fn features(&self) -> Features {
+        Features { response_information: self.mqtt.response_information.clone() }
+    }
+
+    /// The shared subscription strategy; `validate` has checked the name.
+    pub fn shared_strategy(&self) -> Strategy {
+        Strategy::parse(&self.mqtt.shared_subscription_strategy).unwrap_or_default()
     }
 }
 
@@ -161,6 +206,12 @@ mod tests {
     fn wrong_type_is_named_with_its_line() {
         let error = Config::from_toml("[limits]\n\nmax_queued_messages = \"many\"\n").unwrap_err().to_string();
         assert!(error.contains("line 3"), "{error}");
+    }
+
+    #[test]
+    fn unknown_shared_strategy_is_named() {
+        let error = Config::from_toml("[mqtt]\nshared_subscription_strategy = \"fastest\"\n").unwrap_err().to_string();
+        assert!(error.contains("fastest") && error.contains("round_robin"), "{error}");
     }
 
     #[test]

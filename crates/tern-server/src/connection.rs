@@ -25,6 +25,11 @@ const OUTGOING_BATCH: usize = 64;
 const WRITE_HIGH_WATER: usize = 64 * 1024;
 /// Smallest read buffer; grown only while a large packet is being read.
 const READ_CHUNK: usize = 4 * 1024;
+/// How long a new connection waits for the session's current connection to step down before
+/// taking the session over by force.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(1);
+/// The most a connection that is stepping down reads of what its client already sent.
+const TAKEOVER_DRAIN_MAX: usize = 256 * 1024;
 
 /// Wakes the connection task when its session has something for it.
 #[derive(Default)]
@@ -104,20 +109,12 @@ async fn run<S>(
         }
     };
     let version = connect.protocol;
-    if version == ProtocolVersion::V5 {
-        // MQTT 5.0 sessions are not served yet; refuse them the way the 5.0 spec provides
-        // rather than serve them with 3.1.1 rules ([MQTT-3.1.2-2], reason 0x84).
-        debug!(%peer, "MQTT 5.0 CONNECT refused: protocol version not supported yet");
-        let connack =
-            ConnAck { session_present: false, code: ConnectReturnCode(0x84), properties: Properties::default() };
-        let _ = write_packets(&mut stream, &[Packet::ConnAck(connack)], version).await;
-        return;
-    }
     if !context.allow_anonymous {
         // No authentication backend exists yet, so nobody can be authenticated.
+        let code = if version == ProtocolVersion::V5 { ConnectReturnCode(0x87) } else { ConnectReturnCode::NOT_AUTHORIZED };
         let connack = ConnAck {
             session_present: false,
-            code: ConnectReturnCode::NOT_AUTHORIZED,
+            code,
             properties: Properties::default(),
         };
         let _ = write_packets(&mut stream, &[Packet::ConnAck(connack)], version).await;
@@ -125,26 +122,41 @@ async fn run<S>(
     }
 
     let waker = Arc::new(TaskWaker::default());
-    let (mut connection, connack, previous_owner) =
-        match accept_connect(broker, connect, Instant::now(), current, waker.clone()) {
-            ConnectOutcome::Accepted { connection, connack, previous_owner } => (connection, connack, previous_owner),
-            ConnectOutcome::Refused(connack) => {
-                debug!(%peer, code = connack.code.0, "CONNECT refused");
-                let _ = write_packets(&mut stream, &[Packet::ConnAck(connack)], version).await;
-                return;
+    let handover_deadline = tokio::time::Instant::now() + TAKEOVER_WAIT;
+    let outcome = loop {
+        let force = tokio::time::Instant::now() >= handover_deadline;
+        match accept_connect(broker, connect.clone(), Instant::now(), current, waker.clone(), force) {
+            // The session's current connection is stepping down; it wakes us when it has.
+            ConnectOutcome::Busy => {
+                let _ = tokio::time::timeout_at(handover_deadline, waker.0.notified()).await;
             }
-            ConnectOutcome::Invalid(error) => {
-                Metrics::incr(&broker.metrics.protocol_errors);
-                debug!(%peer, %error, "Invalid CONNECT; closing");
-                return;
-            }
-        };
+            outcome => break outcome,
+        }
+    };
+    let (mut connection, connack, previous_owner) = match outcome {
+        ConnectOutcome::Busy => unreachable!("the loop above only ends on another outcome"),
+        ConnectOutcome::Accepted { connection, connack, previous_owner } => (connection, connack, previous_owner),
+        ConnectOutcome::Refused(connack) => {
+            debug!(%peer, code = connack.code.0, "CONNECT refused");
+            let _ = write_packets(&mut stream, &[Packet::ConnAck(connack)], version).await;
+            return;
+        }
+        ConnectOutcome::Invalid(error) => {
+            Metrics::incr(&broker.metrics.protocol_errors);
+            debug!(%peer, %error, "Invalid CONNECT; closing");
+            return;
+        }
+    };
     if let Some(previous) = previous_owner {
         previous.wake();
     }
     debug!(%peer, client_id = %connection.client_id(), ?version, "Client connected");
-    let (reason, unwritten) =
+    let (reason, mut unwritten) =
         drive(&mut connection, &mut stream, &mut rbuf, connack, &waker, &mut shutdown, context).await;
+    // A 5.0 client is told why the server closes ([MQTT-4.13.1-1]).
+    if let Some(disconnect) = connection.disconnect_packet(&reason) {
+        encode_all(&mut vec![disconnect], version, &mut unwritten);
+    }
     match &reason {
         CloseReason::Malformed(_) => Metrics::incr(&broker.metrics.malformed_packets),
         CloseReason::Protocol(_) => Metrics::incr(&broker.metrics.protocol_errors),
@@ -153,7 +165,7 @@ async fn run<S>(
     info!(%peer, client_id = %connection.client_id(), %reason, "Client disconnected");
     // Will and session release first, so that once the client sees the socket close its
     // session is already offline.
-    connection.close(&reason);
+    connection.close(&reason, Instant::now());
     if !matches!(reason, CloseReason::ConnectionLost) && !unwritten.is_empty() {
         let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&unwritten)).await;
     }
@@ -231,7 +243,10 @@ where
             break reason;
         }
         if wbuf.len() < WRITE_HIGH_WATER {
-            if let Err(reason) = connection.poll_outgoing(&mut out, OUTGOING_BATCH) {
+            if let Err(reason) = connection.poll_outgoing(Instant::now(), &mut out, OUTGOING_BATCH) {
+                if reason == CloseReason::TakenOver {
+                    break apply_received_before_takeover(connection, &mut reader, rbuf, &options, &mut out).await;
+                }
                 break reason;
             }
             encode_all(&mut out, version, &mut wbuf);
@@ -251,12 +266,12 @@ where
                 match phase {
                     Phase::Running => {}
                     Phase::PublishWills => {
-                        connection.publish_will_for_shutdown();
+                        connection.publish_will_for_shutdown(Instant::now());
                         context.wills.arrive();
                     }
                     Phase::Close => {
                         // A last batch of what is queued for this client, wills included.
-                        if connection.poll_outgoing(&mut out, OUTGOING_BATCH).is_ok() {
+                        if connection.poll_outgoing(Instant::now(), &mut out, OUTGOING_BATCH).is_ok() {
                             encode_all(&mut out, version, &mut wbuf);
                         }
                         break CloseReason::ServerShutdown;
@@ -286,6 +301,31 @@ where
         }
     };
     (reason, wbuf)
+}
+
+/// A new connection is taking the session over. Before stepping down, apply what the client
+/// had already sent on this connection (read without waiting): acknowledgements and a
+/// DISCONNECT sent just before it reconnected must count ([MQTT-4.4.0-1], [MQTT-3.1.2-10]).
+async fn apply_received_before_takeover<R: AsyncRead + Unpin>(
+    connection: &mut Connection,
+    reader: &mut R,
+    rbuf: &mut BytesMut,
+    options: &DecodeOptions,
+    out: &mut Vec<Packet>,
+) -> CloseReason {
+    let limit = rbuf.len() + TAKEOVER_DRAIN_MAX;
+    while rbuf.len() < limit {
+        rbuf.reserve(READ_CHUNK);
+        // A zero timeout still polls the read once: it takes what is already buffered.
+        match tokio::time::timeout(Duration::ZERO, reader.read_buf(rbuf)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => break,
+        }
+    }
+    match handle_buffered(connection, rbuf, options, out) {
+        Ok(()) => CloseReason::TakenOver,
+        Err(reason) => reason,
+    }
 }
 
 /// Handles every whole packet in `rbuf`.

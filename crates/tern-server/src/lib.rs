@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-pub use config::{AuthConfig, Config, ConfigError, LimitsConfig, ListenersConfig, StorageConfig};
+pub use config::{AuthConfig, Config, ConfigError, LimitsConfig, ListenersConfig, MqttConfig, StorageConfig};
 use connection::{serve_connection, ConnectionContext};
 use shutdown::{Phase, PhaseReceiver, WillBarrier};
 
@@ -67,7 +67,8 @@ pub async fn serve_with_store(
     if listeners.is_empty() {
         return Err(ServeError::NoListener);
     }
-    let broker = Arc::new(Broker::with_store(config.limits(), store)?);
+    let broker = Arc::new(Broker::with_store(config.limits(), config.features(), store)?);
+    broker.set_shared_strategy(config.shared_strategy());
     if config.storage.in_memory {
         info!("Storage: in memory (--in-memory); nothing survives a restart");
     } else {
@@ -91,6 +92,7 @@ pub async fn serve_with_store(
         info!(kind = "mqtt", %addr, "listener ready");
         accept_loops.spawn(accept_loop(listener, context.clone(), shutdown_rx.clone()));
     }
+    let timers = tokio::spawn(run_timers(context.broker.clone(), shutdown_rx.clone()));
     shutdown.await;
     info!("Shutting down: closing listeners and connections");
     let _ = shutdown_tx.send(Phase::PublishWills);
@@ -101,10 +103,41 @@ pub async fn serve_with_store(
     let _ = shutdown_tx.send(Phase::Close);
     let drained =
         tokio::time::timeout(SHUTDOWN_GRACE, async { while accept_loops.join_next().await.is_some() {} }).await;
+    timers.abort();
     if drained.is_err() {
         warn!("Some connections did not close within the shutdown grace period");
     }
     Ok(())
+}
+
+/// Wakes the broker's timers: delayed wills and session expiry ([`Broker::tick`]). Sleeps
+/// until the next deadline, woken early when an earlier one is scheduled.
+async fn run_timers(broker: Arc<Broker>, mut shutdown: PhaseReceiver) {
+    let waker = Arc::new(TimerWaker::default());
+    broker.set_timer_waker(waker.clone());
+    loop {
+        let next = broker.tick(std::time::Instant::now());
+        let sleep = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = sleep => {}
+            _ = waker.0.notified() => {}
+        }
+    }
+}
+
+#[derive(Default)]
+struct TimerWaker(tokio::sync::Notify);
+
+impl tern_core::SessionWaker for TimerWaker {
+    fn wake(&self) {
+        self.0.notify_one();
+    }
 }
 
 /// Accepts connections until shutdown, then waits for its connections to finish.

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use tern_codec::{Properties, QoS, SubscriptionOptions, TopicFilter, TopicName};
-use tern_core::{ClientId, Message, Store, StoredSession};
+use tern_core::{ClientId, Message, Store, StoredSession, Subscription};
 
 fn message(topic: &str, payload: &'static [u8], qos: QoS) -> Message {
     Message {
@@ -11,16 +11,20 @@ fn message(topic: &str, payload: &'static [u8], qos: QoS) -> Message {
         qos,
         retain: true,
         properties: Properties::default(),
+        expires_at: None,
+        origin: None,
     }
 }
 
 fn session(id: &str, filters: &[(&str, QoS)]) -> StoredSession {
     StoredSession {
         client_id: ClientId::new(id),
+        expiry_interval: 3600,
         subscriptions: filters
             .iter()
             .map(|(f, qos)| {
-                (TopicFilter::new(f).expect("valid filter"), SubscriptionOptions { qos: *qos, ..Default::default() })
+                let options = SubscriptionOptions { qos: *qos, ..Default::default() };
+                (TopicFilter::new(f).expect("valid filter"), Subscription { options, identifier: Some(7) })
             })
             .collect(),
     }
@@ -54,7 +58,7 @@ fn sessions_are_kept_replaced_and_deleted(store: &dyn Store) {
     let all = store.sessions().expect("list sessions");
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].client_id, ClientId::new("alpha"));
-    let mut filters: Vec<(String, QoS)> = all[0].subscriptions.iter().map(|(f, o)| (f.to_string(), o.qos)).collect();
+    let mut filters: Vec<(String, QoS)> = all[0].subscriptions.iter().map(|(f, s)| (f.to_string(), s.options.qos)).collect();
     filters.sort();
     assert_eq!(filters, vec![("a/+".to_string(), QoS::ExactlyOnce), ("b".to_string(), QoS::AtMostOnce)]);
     assert_eq!(all[1], session("zeta", &[("z/#", QoS::AtLeastOnce)]));

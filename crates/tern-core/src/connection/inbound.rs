@@ -1,0 +1,158 @@
+//! PUBLISH from the client and the acknowledgements of both QoS flows ([MQTT-4.3]).
+
+use std::time::Instant;
+
+use tern_codec::{Packet, PacketId, Properties, PubResponse, Publish, QoS, TopicName};
+
+use super::Connection;
+use crate::close::{CloseReason, ProtocolError};
+use crate::message::Message;
+use crate::session::OutgoingState;
+
+/// 5.0 reason codes of PUBACK, PUBREC, PUBREL and PUBCOMP used here.
+const NO_MATCHING_SUBSCRIBERS: u8 = 0x10;
+const PACKET_ID_NOT_FOUND: u8 = 0x92;
+const PAYLOAD_FORMAT_INVALID: u8 = 0x99;
+
+impl Connection {
+    pub(super) fn handle_publish(&mut self, now: Instant, publish: Publish, out: &mut Vec<Packet>) -> Result<(), CloseReason> {
+        let topic = self.resolve_topic(&publish)?;
+        let v5 = self.is_v5();
+        if v5 {
+            if !publish.properties.subscription_identifiers.is_empty() {
+                return Err(ProtocolError::SubscriptionIdentifierFromClient.into());
+            }
+            if publish.properties.response_topic.as_deref().is_some_and(|t| t.contains(['+', '#'])) {
+                return Err(ProtocolError::WildcardInResponseTopic.into());
+            }
+        }
+        // [MQTT-3.3.2-?]: a payload said to be UTF-8 that is not is refused, not forwarded.
+        let payload_invalid = v5
+            && publish.properties.payload_format_indicator == Some(1)
+            && std::str::from_utf8(&publish.payload).is_err();
+        let origin = Some(self.client_id.clone());
+        match (publish.qos, publish.packet_id) {
+            (QoS::AtMostOnce, _) | (_, None) => {
+                if !payload_invalid {
+                    self.broker.publish(Message::from_publish(publish, topic, origin, now));
+                }
+            }
+            (QoS::AtLeastOnce, Some(packet_id)) => {
+                let code = if payload_invalid {
+                    PAYLOAD_FORMAT_INVALID
+                } else {
+                    let routed = self.broker.publish(Message::from_publish(publish, topic, origin, now));
+                    if routed == 0 { NO_MATCHING_SUBSCRIBERS } else { 0 }
+                };
+                out.push(Packet::PubAck(self.response(packet_id, code)));
+            }
+            (QoS::ExactlyOnce, Some(packet_id)) => {
+                let first = {
+                    let mut state = self.owned_session()?;
+                    if state.incoming_qos2.contains(&packet_id) {
+                        false
+                    } else {
+                        // [MQTT-3.3.4-9]: no more unreleased QoS 2 messages than our maximum.
+                        if v5 && state.incoming_qos2.len() >= usize::from(self.broker.limits.receive_maximum) {
+                            return Err(CloseReason::ReceiveMaximumExceeded);
+                        }
+                        // A refused message ends its flow: no PUBREL will come for it.
+                        if !payload_invalid {
+                            state.incoming_qos2.insert(packet_id);
+                        }
+                        true
+                    }
+                };
+                // Deliver on first receipt; a resent PUBLISH with the same id before PUBREL is
+                // acknowledged again but not delivered again ([MQTT-4.3.3-2]).
+                let code = match (first, payload_invalid) {
+                    (_, true) => PAYLOAD_FORMAT_INVALID,
+                    (true, false) => {
+                        let routed = self.broker.publish(Message::from_publish(publish, topic, origin, now));
+                        if routed == 0 { NO_MATCHING_SUBSCRIBERS } else { 0 }
+                    }
+                    (false, false) => 0,
+                };
+                out.push(Packet::PubRec(self.response(packet_id, code)));
+            }
+        }
+        Ok(())
+    }
+
+    /// An acknowledgement with a 5.0 reason code (always 0 for 3.x).
+    fn response(&self, packet_id: PacketId, reason_code: u8) -> PubResponse {
+        let reason_code = if self.is_v5() { reason_code } else { 0 };
+        PubResponse { packet_id, reason_code, properties: Properties::default() }
+    }
+
+    /// The topic of a PUBLISH: its topic name, or the one its 5.0 topic alias stands for on
+    /// this connection ([MQTT-3.3.2-7..12]).
+    fn resolve_topic(&mut self, publish: &Publish) -> Result<TopicName, CloseReason> {
+        let alias = if self.is_v5() { publish.properties.topic_alias } else { None };
+        let Some(alias) = alias else {
+            if publish.topic.is_empty() {
+                return Err(ProtocolError::EmptyTopicName.into());
+            }
+            return Ok(publish.topic.clone());
+        };
+        if alias == 0 || alias > self.broker.limits.topic_alias_maximum {
+            return Err(CloseReason::TopicAliasInvalid(alias));
+        }
+        if publish.topic.is_empty() {
+            return self.inbound_aliases.get(&alias).cloned().ok_or(ProtocolError::TopicAliasUnknown(alias).into());
+        }
+        self.inbound_aliases.insert(alias, publish.topic.clone());
+        Ok(publish.topic.clone())
+    }
+
+    pub(super) fn handle_pubrel(&mut self, packet_id: PacketId, out: &mut Vec<Packet>) -> Result<(), CloseReason> {
+        // PUBCOMP even for an unknown id, so a client that lost our PUBCOMP can finish
+        // ([MQTT-4.3.3-2]); 5.0 says the id was not found.
+        let known = self.owned_session()?.incoming_qos2.remove(&packet_id);
+        let code = if known { 0 } else { PACKET_ID_NOT_FOUND };
+        out.push(Packet::PubComp(self.response(packet_id, code)));
+        Ok(())
+    }
+
+    pub(super) fn handle_puback(&mut self, packet_id: PacketId) -> Result<(), CloseReason> {
+        let mut state = self.owned_session()?;
+        if let Some(index) = state.inflight_position(packet_id) {
+            if state.inflight[index].state == OutgoingState::AwaitingPubAck {
+                state.inflight.remove(index);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn handle_pubrec(&mut self, packet_id: PacketId, reason_code: u8, out: &mut Vec<Packet>) -> Result<(), CloseReason> {
+        let mut state = self.owned_session()?;
+        let Some(index) = state.inflight_position(packet_id) else {
+            // Unknown id: answer so the client's flow can finish ([MQTT-4.3.3]).
+            out.push(Packet::PubRel(self.response(packet_id, PACKET_ID_NOT_FOUND)));
+            return Ok(());
+        };
+        if state.inflight[index].state == OutgoingState::AwaitingPubComp {
+            out.push(Packet::PubRel(self.response(packet_id, 0)));
+        } else if state.inflight[index].state == OutgoingState::AwaitingPubRec {
+            if reason_code >= 0x80 {
+                // The receiver refused the message: the flow ends here ([MQTT-4.3.3-?]).
+                state.inflight.remove(index);
+                return Ok(());
+            }
+            // The message is now owned by the receiver; keep only the id ([MQTT-4.3.3-1]).
+            state.inflight[index].state = OutgoingState::AwaitingPubComp;
+            out.push(Packet::PubRel(self.response(packet_id, 0)));
+        }
+        Ok(())
+    }
+
+    pub(super) fn handle_pubcomp(&mut self, packet_id: PacketId) -> Result<(), CloseReason> {
+        let mut state = self.owned_session()?;
+        if let Some(index) = state.inflight_position(packet_id) {
+            if state.inflight[index].state == OutgoingState::AwaitingPubComp {
+                state.inflight.remove(index);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,100 @@
+//! SUBSCRIBE and UNSUBSCRIBE ([MQTT-3.8], [MQTT-3.10]).
+
+use std::time::Instant;
+
+use tern_codec::{Packet, RetainHandling, SubAck, Subscribe, TopicFilter, UnsubAck, Unsubscribe};
+
+use super::Connection;
+use crate::close::{CloseReason, ProtocolError};
+use crate::message::Delivery;
+use crate::shared::SharedFilter;
+use crate::subscriptions::Subscription;
+
+/// 5.0 reason codes of SUBACK and UNSUBACK used here.
+const TOPIC_FILTER_INVALID: u8 = 0x8F;
+const NO_SUBSCRIPTION_EXISTED: u8 = 0x11;
+
+impl Connection {
+    pub(super) fn handle_subscribe(&mut self, now: Instant, subscribe: Subscribe, out: &mut Vec<Packet>) -> Result<(), CloseReason> {
+        let v5 = self.is_v5();
+        let invalid = if v5 { TOPIC_FILTER_INVALID } else { SubAck::FAILURE };
+        let identifier = if v5 { subscribe.properties.subscription_identifiers.first().copied() } else { None };
+        let mut state = self.owned_session()?;
+        let mut return_codes = Vec::with_capacity(subscribe.filters.len());
+        let mut retained = Vec::new();
+        for requested in &subscribe.filters {
+            let Ok(filter) = TopicFilter::new(&requested.filter) else {
+                return_codes.push(invalid);
+                continue;
+            };
+            let shared = SharedFilter::is_shared(filter.as_str());
+            if shared {
+                if SharedFilter::parse(&filter).is_none() {
+                    return_codes.push(invalid);
+                    continue;
+                }
+                if requested.options.no_local {
+                    return Err(ProtocolError::NoLocalOnSharedSubscription.into());
+                }
+            }
+            let subscription = Subscription { options: requested.options, identifier };
+            // A subscription to the same filter replaces the old one ([MQTT-3.8.4-3]).
+            let existed = state.subscriptions.insert(filter.clone(), subscription).is_some();
+            self.broker.subscribe(&self.client_id, &filter, subscription);
+            return_codes.push(requested.options.qos as u8);
+            // Retained messages matching the filter are sent with retain 1 ([MQTT-3.3.1-6],
+            // [MQTT-3.3.1-8]) as retain handling says ([MQTT-3.3.1-9..11]); never for a shared
+            // subscription ([MQTT-4.8.2-?]).
+            let send_retained = !shared
+                && match requested.options.retain_handling {
+                    RetainHandling::SendAtSubscribe => true,
+                    RetainHandling::SendIfNew => !existed,
+                    RetainHandling::DoNotSend => false,
+                };
+            if send_retained {
+                for message in self.broker.retained_matching(&filter, now) {
+                    let qos = message.qos.min(requested.options.qos);
+                    retained.push(Delivery {
+                        message,
+                        qos,
+                        retain: true,
+                        subscription_identifiers: identifier.into_iter().collect(),
+                        shared_group: None,
+                    });
+                }
+            }
+        }
+        self.broker.store_session(&self.client_id, &state);
+        // [MQTT-3.8.4-1]: SUBACK first, with the same packet id ([MQTT-3.8.4-2]).
+        out.push(Packet::SubAck(SubAck { packet_id: subscribe.packet_id, return_codes, properties: Default::default() }));
+        for delivery in retained {
+            state.push_unbounded(delivery);
+        }
+        Ok(())
+    }
+
+    pub(super) fn handle_unsubscribe(&mut self, unsubscribe: Unsubscribe, out: &mut Vec<Packet>) -> Result<(), CloseReason> {
+        let mut state = self.owned_session()?;
+        let mut reason_codes = Vec::with_capacity(unsubscribe.filters.len());
+        for filter in &unsubscribe.filters {
+            let Ok(filter) = TopicFilter::new(filter) else {
+                reason_codes.push(TOPIC_FILTER_INVALID);
+                continue;
+            };
+            if state.subscriptions.remove(&filter).is_some() {
+                self.broker.unsubscribe(&self.client_id, &filter);
+                reason_codes.push(0);
+            } else {
+                reason_codes.push(NO_SUBSCRIPTION_EXISTED);
+            }
+        }
+        self.broker.store_session(&self.client_id, &state);
+        if !self.is_v5() {
+            // 3.x UNSUBACK carries no codes.
+            reason_codes.clear();
+        }
+        // [MQTT-3.10.4-4]: UNSUBACK even when nothing matched.
+        out.push(Packet::UnsubAck(UnsubAck { packet_id: unsubscribe.packet_id, reason_codes, properties: Default::default() }));
+        Ok(())
+    }
+}

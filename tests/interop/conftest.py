@@ -1,0 +1,294 @@
+"""Broker fixtures for the interoperability suite.
+
+The broker under test is chosen by TERN_TEST_BROKER:
+
+* ``tern`` (default): the binary at TERN_BIN (default ``<repo>/target/debug/tern``), started as
+  ``tern serve --listen 127.0.0.1:0 --in-memory [--config FILE]``. Readiness is the log line
+  ``listener ready ... addr=127.0.0.1:PORT`` on stderr.
+* ``mosquitto``: ``mosquitto -c FILE`` with one loopback listener on a free port, anonymous
+  access and no persistence. Used to prove the tests themselves right before Tern exists.
+
+Every test gets a fresh broker, so retained messages and sessions never leak between tests.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+HOST = "127.0.0.1"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BROKER_KIND = os.environ.get("TERN_TEST_BROKER", "tern").strip().lower()
+TERN_BIN = Path(os.environ.get("TERN_BIN", REPO_ROOT / "target" / "debug" / "tern"))
+
+READY_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+TERN_READY_RE = re.compile(r"listener ready.*addr=([0-9.]+):(\d+)")
+# Log lines may carry ANSI colour codes (e.g. between `addr` and `=`); match on the plain text.
+ANSI_ESCAPE_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+# The `[limits]` keys of Tern's TOML configuration that tests may set, and their mosquitto
+# equivalents. The Tern key names are provisional (see the README of this directory).
+MOSQUITTO_LIMITS = {
+    "max_queued_messages": "max_queued_messages",
+    "max_inflight_messages": "max_inflight_messages",
+    "max_packet_size": "max_packet_size",
+    "max_connections": "max_connections",  # a per-listener option in mosquitto
+}
+MOSQUITTO_LISTENER_OPTIONS = {"max_connections"}
+
+if BROKER_KIND not in ("tern", "mosquitto"):
+    raise pytest.UsageError(f"TERN_TEST_BROKER must be 'tern' or 'mosquitto', not {BROKER_KIND!r}")
+
+
+def pytest_report_header(config):
+    where = TERN_BIN if BROKER_KIND == "tern" else shutil.which("mosquitto")
+    return f"broker under test: {BROKER_KIND} ({where})"
+
+
+@dataclass
+class Broker:
+    """A running broker process and where to reach it."""
+
+    kind: str
+    host: str
+    port: int
+    proc: subprocess.Popen
+    stderr_path: Path
+    argv: list[str] = field(default_factory=list)
+
+    @property
+    def is_tern(self) -> bool:
+        return self.kind == "tern"
+
+    @property
+    def is_mosquitto(self) -> bool:
+        return self.kind == "mosquitto"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stderr(self) -> str:
+        try:
+            return ANSI_ESCAPE_RE.sub("", self.stderr_path.read_text(errors="replace"))
+        except OSError:
+            return ""
+
+    def rss_kib(self) -> int:
+        """Resident set size of the broker process, from /proc/<pid>/status."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError(f"no VmRSS for broker pid {self.pid}")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+def _stderr_tail(text: str, lines: int = 60) -> str:
+    return "\n".join(text.splitlines()[-lines:]) or "(empty)"
+
+
+def _wait_ready(proc: subprocess.Popen, stderr_path: Path, ready, what: str) -> tuple[str, int]:
+    """Poll the captured stderr until `ready(text)` returns (host, port)."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        text = ANSI_ESCAPE_RE.sub("", stderr_path.read_text(errors="replace"))
+        found = ready(text)
+        if found:
+            return found
+        if proc.poll() is not None:
+            pytest.fail(f"{what} exited with status {proc.returncode} before it was ready; stderr:\n"
+                        f"{_stderr_tail(text)}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"{what} printed no ready line within {READY_TIMEOUT:.0f} s; stderr:\n"
+                        f"{_stderr_tail(text)}")
+        time.sleep(0.02)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def _write_tern_config(path: Path, limits: dict) -> None:
+    lines = ["[limits]"]
+    lines += [f"{key} = {int(value)}" for key, value in limits.items()]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _start_tern(tmp: Path, limits: dict | None, extra_args: list[str]) -> Broker:
+    if not TERN_BIN.is_file():
+        pytest.fail(f"no tern binary at {TERN_BIN}: run `cargo build -p tern` or set TERN_BIN "
+                    f"(or TERN_TEST_BROKER=mosquitto to validate the tests against mosquitto)")
+    argv = [str(TERN_BIN), "serve", "--listen", f"{HOST}:0", "--in-memory"]
+    if limits:
+        config = tmp / "tern.toml"
+        _write_tern_config(config, limits)
+        argv += ["--config", str(config)]
+    argv += extra_args
+    stderr_path = tmp / "tern.stderr"
+    with open(stderr_path, "wb") as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                cwd=tmp, env={**os.environ, "NO_COLOR": "1"})
+
+    def ready(text):
+        m = TERN_READY_RE.search(ANSI_ESCAPE_RE.sub("", text))
+        return (m.group(1), int(m.group(2))) if m else None
+
+    host, port = _wait_ready(proc, stderr_path, ready, "tern")
+    return Broker("tern", host, port, proc, stderr_path, argv)
+
+
+def _start_mosquitto(tmp: Path, limits: dict | None, extra_args: list[str]) -> Broker:
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if extra_args:
+        pytest.skip(f"tern-only command-line options {extra_args} have no mosquitto mapping")
+    limits = limits or {}
+    unmapped = sorted(set(limits) - set(MOSQUITTO_LIMITS))
+    if unmapped:
+        pytest.skip(f"tern-only option [limits] {', '.join(unmapped)} has no mosquitto equivalent")
+    # Binding a free port and releasing it races with other processes; retry a few times.
+    for attempt in range(5):
+        port = _free_port()
+        general, listener = [], []
+        for key, value in limits.items():
+            target = listener if key in MOSQUITTO_LISTENER_OPTIONS else general
+            target.append(f"{MOSQUITTO_LIMITS[key]} {int(value)}")
+        conf = tmp / "mosquitto.conf"
+        conf.write_text("\n".join([
+            "persistence false",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+            "connection_messages true",
+            *general,
+            f"listener {port} {HOST}",
+            "allow_anonymous true",
+            *listener,
+        ]) + "\n")
+        stderr_path = tmp / f"mosquitto.{attempt}.stderr"
+        argv = [exe, "-c", str(conf)]
+        with open(stderr_path, "wb") as err:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, cwd=tmp)
+
+        def ready(text):
+            return (HOST, port) if "running" in text and "listen socket" in text else None
+
+        try:
+            host, got_port = _wait_ready(proc, stderr_path, ready, "mosquitto")
+        except pytest.fail.Exception:
+            if "Address already in use" in stderr_path.read_text(errors="replace"):
+                continue
+            raise
+        return Broker("mosquitto", host, got_port, proc, stderr_path, argv)
+    pytest.fail("could not start mosquitto on a free port after 5 attempts")
+
+
+def _stop(broker: Broker) -> str | None:
+    """SIGTERM, wait, then SIGKILL. Returns a failure description, or None on a clean exit."""
+    if broker.proc.poll() is not None:
+        return (f"{broker.kind} had already exited with status {broker.proc.returncode} "
+                f"during the test; stderr:\n{_stderr_tail(broker.stderr())}")
+    broker.proc.send_signal(signal.SIGTERM)
+    try:
+        code = broker.proc.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        broker.proc.kill()
+        broker.proc.wait()
+        return (f"{broker.kind} did not exit within {STOP_TIMEOUT:.0f} s of SIGTERM and was "
+                f"killed; stderr:\n{_stderr_tail(broker.stderr())}")
+    if code != 0:
+        return (f"{broker.kind} exited with status {code} after SIGTERM; stderr:\n"
+                f"{_stderr_tail(broker.stderr())}")
+    return None
+
+
+@pytest.fixture
+def start_broker(tmp_path):
+    """Factory: ``start_broker(limits={...}, extra_args=[...])`` starts a fresh broker.
+
+    ``limits`` become Tern's ``[limits]`` table (through ``--config``) or the equivalent
+    mosquitto options; a key mosquitto lacks skips the test for mosquitto only. All brokers
+    started are stopped with SIGTERM at the end of the test, and an unclean exit fails it.
+    """
+    started: list[Broker] = []
+
+    def start(limits: dict | None = None, extra_args: list[str] | None = None) -> Broker:
+        workdir = tmp_path / f"broker{len(started)}"
+        workdir.mkdir()
+        if BROKER_KIND == "tern":
+            broker = _start_tern(workdir, limits, list(extra_args or []))
+        else:
+            broker = _start_mosquitto(workdir, limits, list(extra_args or []))
+        started.append(broker)
+        return broker
+
+    yield start
+
+    failures = [f for f in (_stop(b) for b in started) if f]
+    if failures:
+        pytest.fail("\n\n".join(failures), pytrace=False)
+
+
+@pytest.fixture
+def broker(start_broker) -> Broker:
+    """A fresh broker with default settings."""
+    return start_broker()
+
+
+@pytest.fixture
+def broker_kind() -> str:
+    return BROKER_KIND
+
+
+@pytest.fixture
+def make_paho(start_broker):
+    """Factory for PahoClient objects (not yet connected); all are stopped after the test.
+
+    Depends on start_broker so that clients are torn down before the brokers they use.
+    """
+    from pahoclient import PahoClient
+
+    made: list[PahoClient] = []
+
+    def make(broker: Broker, client_id: str = "", **kwargs) -> PahoClient:
+        client = PahoClient(broker, client_id, **kwargs)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.stop()
+
+
+@pytest.fixture
+def make_raw(start_broker):
+    """Factory for rawmqtt.RawClient connections (TCP connected, nothing sent yet)."""
+    from rawmqtt import RawClient
+
+    made: list[RawClient] = []
+
+    def make(broker: Broker, timeout: float = 5.0) -> RawClient:
+        client = RawClient(broker.host, broker.port, timeout=timeout)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
