@@ -539,8 +539,9 @@ impl Broker {
         }
         let shared = read(&self.shared);
         let sessions = read(&self.sessions);
-        let connected_other =
-            |client_id: &ClientId| client_id != from && sessions.get(client_id).is_some_and(|s| s.lock().owner.is_some());
+        let connected_other = |client_id: &ClientId| {
+            client_id != from && sessions.get(client_id).is_some_and(|s| s.lock().owner.is_some())
+        };
         let any_other = |client_id: &ClientId| client_id != from;
         for delivery in deliveries {
             let Some(group) = delivery.shared_group.clone() else { continue };

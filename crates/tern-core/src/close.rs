@@ -52,6 +52,8 @@ pub enum CloseReason {
     ReceiveMaximumExceeded,
     #[error("[MQTT-3.3.2-9] topic alias {0} is 0 or above the maximum")]
     TopicAliasInvalid(u16),
+    #[error("client exceeded its publish rate")]
+    MessageRateTooHigh,
     #[error("server shutting down")]
     ServerShutdown,
 }
@@ -74,6 +76,7 @@ impl CloseReason {
             CloseReason::Malformed(error) => Some(error.reason_code()),
             CloseReason::ReceiveMaximumExceeded => Some(0x93),
             CloseReason::TopicAliasInvalid(_) => Some(0x94),
+            CloseReason::MessageRateTooHigh => Some(0x96),
             CloseReason::ServerShutdown => Some(0x8B),
         }
     }

@@ -124,10 +124,9 @@ pub fn accept_connect(
         ClaimResult::Busy => return ConnectOutcome::Busy,
     };
     let limits = &broker.limits;
-    let server_keep_alive = (v5
-        && limits.max_keep_alive > 0
-        && (connect.keep_alive == 0 || connect.keep_alive > limits.max_keep_alive))
-        .then_some(limits.max_keep_alive);
+    let server_keep_alive =
+        (v5 && limits.max_keep_alive > 0 && (connect.keep_alive == 0 || connect.keep_alive > limits.max_keep_alive))
+            .then_some(limits.max_keep_alive);
     let mut properties = Properties::default();
     if v5 {
         properties.receive_maximum = Some(limits.receive_maximum);
@@ -140,8 +139,11 @@ pub fn accept_connect(
         properties.server_keep_alive = server_keep_alive;
         properties.assigned_client_identifier = assigned;
         if connect.properties.request_response_information == Some(1) {
-            properties.response_information =
-                broker.features.response_information.as_ref().map(|template| template.replace("{client_id}", client_id.as_str()));
+            properties.response_information = broker
+                .features
+                .response_information
+                .as_ref()
+                .map(|template| template.replace("{client_id}", client_id.as_str()));
         }
     }
     let connack = ConnAck {
@@ -152,7 +154,15 @@ pub fn accept_connect(
     };
     Metrics::incr(&broker.metrics.connections_total);
     let keep_alive = server_keep_alive.unwrap_or(connect.keep_alive);
-    let connection =
-        Connection::new(broker.clone(), claim.session, claim.generation, &connect, client_id, keep_alive, expiry_interval, now);
+    let connection = Connection::new(
+        broker.clone(),
+        claim.session,
+        claim.generation,
+        &connect,
+        client_id,
+        keep_alive,
+        expiry_interval,
+        now,
+    );
     ConnectOutcome::Accepted { connection: Box::new(connection), connack, previous_owner: claim.previous_owner }
 }

@@ -13,6 +13,7 @@ mod connection;
 mod limits;
 mod message;
 mod metrics;
+mod rate;
 mod retained;
 mod session;
 mod shared;
@@ -28,7 +29,9 @@ pub use limits::{Features, Limits};
 pub use message::{Delivery, Message};
 pub use metrics::Metrics;
 pub use retained::RetainedIndex;
-pub use session::{Enqueued, Inflight, OutgoingState, PendingWill, Session, SessionState, SessionWaker, SESSION_NEVER_EXPIRES};
+pub use session::{
+    Enqueued, Inflight, OutgoingState, PendingWill, Session, SessionState, SessionWaker, SESSION_NEVER_EXPIRES,
+};
 pub use shared::{SharedFilter, Strategy};
 pub use store::{MemoryStore, RetainedStore, SessionStore, Store, StoreError, StoredSession};
 pub use subscriptions::{Match, Subscription, SubscriptionIndex};

@@ -26,6 +26,11 @@ pub struct Limits {
     /// Largest keep alive accepted, in seconds; a client asking for more (or for none) is
     /// told this value as Server Keep Alive (5.0). 0 means no maximum.
     pub max_keep_alive: u16,
+    /// PUBLISH packets one client may send per second (bursts of one second's worth); beyond
+    /// it the client is disconnected (5.0: reason 0x96). 0 means no limit.
+    pub max_publish_rate: u32,
+    /// PUBLISH payload bytes one client may send per second, as above. 0 means no limit.
+    pub max_publish_bytes_rate: u32,
 }
 
 impl Default for Limits {
@@ -40,6 +45,8 @@ impl Default for Limits {
             receive_maximum: 256,
             topic_alias_maximum: 64,
             max_keep_alive: 0,
+            max_publish_rate: 0,
+            max_publish_bytes_rate: 0,
         }
     }
 }

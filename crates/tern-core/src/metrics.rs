@@ -25,6 +25,8 @@ pub struct Metrics {
     pub sessions_expired: AtomicU64,
     /// Shared-subscription messages handed to another member when theirs left.
     pub shared_redispatched: AtomicU64,
+    /// Clients disconnected for exceeding their publish rate.
+    pub publish_rate_exceeded: AtomicU64,
     /// Writes to the store that failed (logged too).
     pub store_errors: AtomicU64,
 }

@@ -145,7 +145,12 @@ impl SharedSubscriptions {
     }
 
     /// One member of every group whose filter matches `topic`.
-    pub fn pick(&self, topic: &TopicName, origin: Option<&ClientId>, online: &dyn Fn(&ClientId) -> bool) -> Vec<(GroupKey, Member)> {
+    pub fn pick(
+        &self,
+        topic: &TopicName,
+        origin: Option<&ClientId>,
+        online: &dyn Fn(&ClientId) -> bool,
+    ) -> Vec<(GroupKey, Member)> {
         self.groups
             .iter()
             .filter(|(_, group)| group.filter.matches(topic))
@@ -154,7 +159,12 @@ impl SharedSubscriptions {
     }
 
     /// One member of the group `key` for which `online` holds, if there is one.
-    pub fn pick_in_group(&self, key: &GroupKey, topic: &TopicName, online: &dyn Fn(&ClientId) -> bool) -> Option<Member> {
+    pub fn pick_in_group(
+        &self,
+        key: &GroupKey,
+        topic: &TopicName,
+        online: &dyn Fn(&ClientId) -> bool,
+    ) -> Option<Member> {
         let group = self.groups.get(key)?;
         let member = self.choose(group, topic, None, online)?;
         online(&member.client_id).then_some(member)
@@ -163,7 +173,13 @@ impl SharedSubscriptions {
     /// The strategy's first choice, moved on to the next connected member when it is
     /// offline; an offline member is chosen only when none is connected (its session queues
     /// the message).
-    fn choose(&self, group: &Group, topic: &TopicName, origin: Option<&ClientId>, online: &dyn Fn(&ClientId) -> bool) -> Option<Member> {
+    fn choose(
+        &self,
+        group: &Group,
+        topic: &TopicName,
+        origin: Option<&ClientId>,
+        online: &dyn Fn(&ClientId) -> bool,
+    ) -> Option<Member> {
         let n = group.members.len();
         if n == 0 {
             return None;

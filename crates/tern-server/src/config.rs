@@ -53,6 +53,8 @@ pub struct LimitsConfig {
     pub receive_maximum: u16,
     pub topic_alias_maximum: u16,
     pub max_keep_alive: u16,
+    pub max_publish_rate: u32,
+    pub max_publish_bytes_rate: u32,
 }
 
 impl Default for LimitsConfig {
@@ -68,6 +70,8 @@ impl Default for LimitsConfig {
             receive_maximum: limits.receive_maximum,
             topic_alias_maximum: limits.topic_alias_maximum,
             max_keep_alive: limits.max_keep_alive,
+            max_publish_rate: limits.max_publish_rate,
+            max_publish_bytes_rate: limits.max_publish_bytes_rate,
         }
     }
 }
@@ -174,6 +178,8 @@ impl Config {
             receive_maximum: l.receive_maximum,
             topic_alias_maximum: l.topic_alias_maximum,
             max_keep_alive: l.max_keep_alive,
+            max_publish_rate: l.max_publish_rate,
+            max_publish_bytes_rate: l.max_publish_bytes_rate,
         }
     }
 

@@ -111,12 +111,9 @@ async fn run<S>(
     let version = connect.protocol;
     if !context.allow_anonymous {
         // No authentication backend exists yet, so nobody can be authenticated.
-        let code = if version == ProtocolVersion::V5 { ConnectReturnCode(0x87) } else { ConnectReturnCode::NOT_AUTHORIZED };
-        let connack = ConnAck {
-            session_present: false,
-            code,
-            properties: Properties::default(),
-        };
+        let code =
+            if version == ProtocolVersion::V5 { ConnectReturnCode(0x87) } else { ConnectReturnCode::NOT_AUTHORIZED };
+        let connack = ConnAck { session_present: false, code, properties: Properties::default() };
         let _ = write_packets(&mut stream, &[Packet::ConnAck(connack)], version).await;
         return;
     }

@@ -7,6 +7,7 @@ use tern_codec::{Packet, PacketId, Properties, PubResponse, Publish, QoS, TopicN
 use super::Connection;
 use crate::close::{CloseReason, ProtocolError};
 use crate::message::Message;
+use crate::metrics::Metrics;
 use crate::session::OutgoingState;
 
 /// 5.0 reason codes of PUBACK, PUBREC, PUBREL and PUBCOMP used here.
@@ -15,7 +16,18 @@ const PACKET_ID_NOT_FOUND: u8 = 0x92;
 const PAYLOAD_FORMAT_INVALID: u8 = 0x99;
 
 impl Connection {
-    pub(super) fn handle_publish(&mut self, now: Instant, publish: Publish, out: &mut Vec<Packet>) -> Result<(), CloseReason> {
+    pub(super) fn handle_publish(
+        &mut self,
+        now: Instant,
+        publish: Publish,
+        out: &mut Vec<Packet>,
+    ) -> Result<(), CloseReason> {
+        let within_rate = self.publish_rate.as_mut().is_none_or(|limit| limit.take(1.0, now))
+            && self.publish_bytes_rate.as_mut().is_none_or(|limit| limit.take(publish.payload.len() as f64, now));
+        if !within_rate {
+            Metrics::incr(&self.broker.metrics.publish_rate_exceeded);
+            return Err(CloseReason::MessageRateTooHigh);
+        }
         let topic = self.resolve_topic(&publish)?;
         let v5 = self.is_v5();
         if v5 {
@@ -42,7 +54,11 @@ impl Connection {
                     PAYLOAD_FORMAT_INVALID
                 } else {
                     let routed = self.broker.publish(Message::from_publish(publish, topic, origin, now));
-                    if routed == 0 { NO_MATCHING_SUBSCRIBERS } else { 0 }
+                    if routed == 0 {
+                        NO_MATCHING_SUBSCRIBERS
+                    } else {
+                        0
+                    }
                 };
                 out.push(Packet::PubAck(self.response(packet_id, code)));
             }
@@ -69,7 +85,11 @@ impl Connection {
                     (_, true) => PAYLOAD_FORMAT_INVALID,
                     (true, false) => {
                         let routed = self.broker.publish(Message::from_publish(publish, topic, origin, now));
-                        if routed == 0 { NO_MATCHING_SUBSCRIBERS } else { 0 }
+                        if routed == 0 {
+                            NO_MATCHING_SUBSCRIBERS
+                        } else {
+                            0
+                        }
                     }
                     (false, false) => 0,
                 };
@@ -124,7 +144,12 @@ impl Connection {
         Ok(())
     }
 
-    pub(super) fn handle_pubrec(&mut self, packet_id: PacketId, reason_code: u8, out: &mut Vec<Packet>) -> Result<(), CloseReason> {
+    pub(super) fn handle_pubrec(
+        &mut self,
+        packet_id: PacketId,
+        reason_code: u8,
+        out: &mut Vec<Packet>,
+    ) -> Result<(), CloseReason> {
         let mut state = self.owned_session()?;
         let Some(index) = state.inflight_position(packet_id) else {
             // Unknown id: answer so the client's flow can finish ([MQTT-4.3.3]).

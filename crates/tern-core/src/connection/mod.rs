@@ -22,6 +22,7 @@ use crate::client_id::ClientId;
 use crate::close::{CloseReason, ProtocolError};
 use crate::message::Message;
 use crate::metrics::Metrics;
+use crate::rate::RateLimit;
 use crate::session::{Session, SessionState};
 use outbound::OutboundAliases;
 
@@ -50,6 +51,9 @@ pub struct Connection {
     inbound_aliases: HashMap<u16, TopicName>,
     /// 5.0 topic aliases the broker assigned on this connection, bounded by the client's.
     outbound_aliases: OutboundAliases,
+    /// Publish rate limits ([`crate::Limits::max_publish_rate`]), if configured.
+    publish_rate: Option<RateLimit>,
+    publish_bytes_rate: Option<RateLimit>,
 }
 
 impl Connection {
@@ -69,7 +73,6 @@ impl Connection {
         let v5 = connect.protocol == ProtocolVersion::V5;
         let properties = &connect.properties;
         Connection {
-            broker,
             session,
             generation,
             client_id,
@@ -83,6 +86,9 @@ impl Connection {
             client_maximum_packet_size: properties.maximum_packet_size.filter(|_| v5),
             inbound_aliases: HashMap::new(),
             outbound_aliases: OutboundAliases::new(properties.topic_alias_maximum.filter(|_| v5).unwrap_or(0)),
+            publish_rate: RateLimit::new(broker.limits.max_publish_rate, now),
+            publish_bytes_rate: RateLimit::new(broker.limits.max_publish_bytes_rate, now),
+            broker,
         }
     }
 

@@ -96,7 +96,12 @@ impl Connection {
     /// or PUBREL) ([MQTT-4.4.0-1]); then queued messages within the in-flight window, which
     /// is also capped by a 5.0 client's Receive Maximum ([MQTT-3.3.4-7]). Expired messages
     /// are skipped ([MQTT-3.3.2-5]).
-    pub fn poll_outgoing(&mut self, now: Instant, out: &mut Vec<Packet>, max_packets: usize) -> Result<(), CloseReason> {
+    pub fn poll_outgoing(
+        &mut self,
+        now: Instant,
+        out: &mut Vec<Packet>,
+        max_packets: usize,
+    ) -> Result<(), CloseReason> {
         let window = self.broker.limits.max_inflight_messages.min(usize::from(self.client_receive_maximum));
         let mut state = lock_owned(&self.session, self.generation)?;
         if state.takeover_requested {
@@ -133,7 +138,8 @@ impl Connection {
             }
             // Size is checked with a placeholder id of the same length as the real one, so no
             // id is used up by a message that is not sent.
-            let placeholder = (delivery.qos != QoS::AtMostOnce).then(|| PacketId::new(1).expect("1 is a valid packet id"));
+            let placeholder =
+                (delivery.qos != QoS::AtMostOnce).then(|| PacketId::new(1).expect("1 is a valid packet id"));
             let mut prepared = self.prepare(&delivery, placeholder, false, now);
             if !self.fits(&prepared.publish) {
                 continue;

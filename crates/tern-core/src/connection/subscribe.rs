@@ -15,7 +15,12 @@ const TOPIC_FILTER_INVALID: u8 = 0x8F;
 const NO_SUBSCRIPTION_EXISTED: u8 = 0x11;
 
 impl Connection {
-    pub(super) fn handle_subscribe(&mut self, now: Instant, subscribe: Subscribe, out: &mut Vec<Packet>) -> Result<(), CloseReason> {
+    pub(super) fn handle_subscribe(
+        &mut self,
+        now: Instant,
+        subscribe: Subscribe,
+        out: &mut Vec<Packet>,
+    ) -> Result<(), CloseReason> {
         let v5 = self.is_v5();
         let invalid = if v5 { TOPIC_FILTER_INVALID } else { SubAck::FAILURE };
         let identifier = if v5 { subscribe.properties.subscription_identifiers.first().copied() } else { None };
@@ -66,14 +71,22 @@ impl Connection {
         }
         self.broker.store_session(&self.client_id, &state);
         // [MQTT-3.8.4-1]: SUBACK first, with the same packet id ([MQTT-3.8.4-2]).
-        out.push(Packet::SubAck(SubAck { packet_id: subscribe.packet_id, return_codes, properties: Default::default() }));
+        out.push(Packet::SubAck(SubAck {
+            packet_id: subscribe.packet_id,
+            return_codes,
+            properties: Default::default(),
+        }));
         for delivery in retained {
             state.push_unbounded(delivery);
         }
         Ok(())
     }
 
-    pub(super) fn handle_unsubscribe(&mut self, unsubscribe: Unsubscribe, out: &mut Vec<Packet>) -> Result<(), CloseReason> {
+    pub(super) fn handle_unsubscribe(
+        &mut self,
+        unsubscribe: Unsubscribe,
+        out: &mut Vec<Packet>,
+    ) -> Result<(), CloseReason> {
         let mut state = self.owned_session()?;
         let mut reason_codes = Vec::with_capacity(unsubscribe.filters.len());
         for filter in &unsubscribe.filters {
@@ -94,7 +107,11 @@ impl Connection {
             reason_codes.clear();
         }
         // [MQTT-3.10.4-4]: UNSUBACK even when nothing matched.
-        out.push(Packet::UnsubAck(UnsubAck { packet_id: unsubscribe.packet_id, reason_codes, properties: Default::default() }));
+        out.push(Packet::UnsubAck(UnsubAck {
+            packet_id: unsubscribe.packet_id,
+            reason_codes,
+            properties: Default::default(),
+        }));
         Ok(())
     }
 }
