@@ -186,6 +186,12 @@ impl Broker {
         self.store_result(self.store.put_session(&stored));
     }
 
+    /// Removes a session from the store when it stops being persistent (5.0 DISCONNECT with
+    /// a Session Expiry Interval of 0).
+    pub fn unstore_session(&self, client_id: &ClientId) {
+        self.store_result(self.store.delete_session(client_id));
+    }
+
     fn store_result(&self, result: Result<(), StoreError>) {
         if let Err(error) = result {
             Metrics::incr(&self.metrics.store_errors);

@@ -54,3 +54,27 @@ async fn broker_restart_keeps_retained_messages_and_persistent_subscriptions() {
         server.stop().await;
     }
 }
+
+/// A 5.0 session stored because of its expiry interval leaves the store when a DISCONNECT sets
+/// the interval to 0 ([MQTT-3.14.2-2] allows lowering it), and when it expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_leaves_the_store_when_disconnect_sets_expiry_zero() {
+    use tern_codec::{Disconnect, Packet, Properties};
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+    let server = TestServer::start_with_store(Config::default(), store.clone()).await;
+    let mut connect = tern_test_support::connect(ProtocolVersion::V5, "expiring", false);
+    connect.properties.session_expiry_interval = Some(60);
+    let (mut client, _) = RawClient::connect_with(server.addr, connect).await;
+    client.subscribe(1, &[("e/#", QoS::AtLeastOnce)]).await;
+    let stored = store.sessions().expect("sessions");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].expiry_interval, 60);
+    let properties = Properties { session_expiry_interval: Some(0), ..Properties::default() };
+    client.send(Packet::Disconnect(Disconnect { reason_code: 0, properties })).await;
+    client.expect_closed().await;
+    // The session ended with its connection; a new connection finds none.
+    let (_, connack) = RawClient::connect(server.addr, ProtocolVersion::V5, "expiring", false).await;
+    assert!(!connack.session_present);
+    assert!(store.sessions().expect("sessions").is_empty());
+    server.stop().await;
+}

@@ -150,8 +150,13 @@ impl Connection {
                     return ProtocolError::SessionExpiryAfterZero.into();
                 }
                 if let Ok(mut state) = self.owned_session() {
+                    let was_persistent = state.is_persistent();
                     state.expiry_interval = expiry;
-                    self.broker.store_session(&self.client_id, &state);
+                    if was_persistent && !state.is_persistent() {
+                        self.broker.unstore_session(&self.client_id);
+                    } else {
+                        self.broker.store_session(&self.client_id, &state);
+                    }
                 }
             }
             if disconnect.reason_code == 0x04 {
