@@ -11,9 +11,11 @@ mod raw_bytes;
 mod raw_client;
 mod server;
 mod store_conformance;
+mod v5;
 
 pub use packets::*;
 pub use raw_bytes::*;
 pub use raw_client::{RawClient, DEFAULT_TIMEOUT};
 pub use server::TestServer;
 pub use store_conformance::store_conformance;
+pub use v5::*;

@@ -57,6 +57,18 @@ pub fn raw_publish(flags: u8, topic: &[u8], packet_id: Option<u16>, payload: &[u
     raw_packet(0x30 | (flags & 0x0F), &body)
 }
 
+/// A 5.0 PUBLISH laid out like [`raw_publish`], with an empty property block after the packet
+/// id.
+pub fn raw_publish_v5(flags: u8, topic: &[u8], packet_id: Option<u16>, payload: &[u8]) -> Vec<u8> {
+    let mut body = raw_field(topic);
+    if let Some(id) = packet_id {
+        body.extend_from_slice(&id.to_be_bytes());
+    }
+    body.push(0);
+    body.extend_from_slice(payload);
+    raw_packet(0x30 | (flags & 0x0F), &body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +85,10 @@ mod tests {
     #[test]
     fn raw_publish_lays_out_topic_id_and_payload() {
         assert_eq!(raw_publish(0x02, b"a", Some(7), b"x"), [0x32, 0x06, 0x00, 0x01, b'a', 0x00, 0x07, b'x']);
+    }
+
+    #[test]
+    fn raw_publish_v5_adds_an_empty_property_block() {
+        assert_eq!(raw_publish_v5(0x02, b"a", Some(7), b"x"), [0x32, 0x07, 0x00, 0x01, b'a', 0x00, 0x07, 0x00, b'x']);
     }
 }

@@ -58,7 +58,8 @@ fn sessions_are_kept_replaced_and_deleted(store: &dyn Store) {
     let all = store.sessions().expect("list sessions");
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].client_id, ClientId::new("alpha"));
-    let mut filters: Vec<(String, QoS)> = all[0].subscriptions.iter().map(|(f, s)| (f.to_string(), s.options.qos)).collect();
+    let mut filters: Vec<(String, QoS)> =
+        all[0].subscriptions.iter().map(|(f, s)| (f.to_string(), s.options.qos)).collect();
     filters.sort();
     assert_eq!(filters, vec![("a/+".to_string(), QoS::ExactlyOnce), ("b".to_string(), QoS::AtMostOnce)]);
     assert_eq!(all[1], session("zeta", &[("z/#", QoS::AtLeastOnce)]));
