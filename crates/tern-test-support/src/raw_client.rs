@@ -22,7 +22,8 @@ pub struct RawClient {
 /// What the next read brought.
 #[derive(Debug)]
 enum Next {
-    Packet(Packet),
+    // Boxed: a CONNECT-sized variant would make every `Next` as large as the biggest packet.
+    Packet(Box<Packet>),
     Closed,
     TimedOut,
 }
@@ -74,7 +75,7 @@ impl RawClient {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             match decode(&mut self.rbuf, &options) {
-                Ok(Some(packet)) => return Next::Packet(packet),
+                Ok(Some(packet)) => return Next::Packet(Box::new(packet)),
                 Ok(None) => {}
                 Err(error) => panic!("broker sent a malformed packet: {error}"),
             }
@@ -90,7 +91,7 @@ impl RawClient {
     /// The next packet; fails the test if none arrives in time or the connection closes.
     pub async fn recv(&mut self) -> Packet {
         match self.next(DEFAULT_TIMEOUT).await {
-            Next::Packet(packet) => packet,
+            Next::Packet(packet) => *packet,
             other => panic!("expected a packet, got {other:?}"),
         }
     }
@@ -98,7 +99,7 @@ impl RawClient {
     /// The next packet if one arrives within `timeout`.
     pub async fn try_recv(&mut self, timeout: Duration) -> Option<Packet> {
         match self.next(timeout).await {
-            Next::Packet(packet) => Some(packet),
+            Next::Packet(packet) => Some(*packet),
             Next::TimedOut => None,
             Next::Closed => panic!("connection closed while waiting for a packet"),
         }
@@ -135,7 +136,7 @@ impl RawClient {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.next(left).await {
                 Next::Closed => return before,
-                Next::Packet(packet) => before.push(packet),
+                Next::Packet(packet) => before.push(*packet),
                 Next::TimedOut => {
                     panic!("connection still open after {timeout:?}; received {before:?}")
                 }
