@@ -1,7 +1,9 @@
 //! Limits the broker enforces and the protocol features it offers, with their defaults.
 
-/// Per-session and global budgets. Every queue the broker keeps is bounded by these.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Per-session and global budgets. Every queue the broker keeps is bounded by these. The
+/// configuration file's `[limits]` table deserializes into this struct directly.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Largest packet accepted from a client, whole packet included; advertised to 5.0
     /// clients as Maximum Packet Size.

@@ -22,7 +22,8 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub listeners: ListenersConfig,
-    pub limits: LimitsConfig,
+    /// Budgets and limits; the keys are the fields of [`Limits`], documented there.
+    pub limits: Limits,
     pub mqtt: MqttConfig,
     pub storage: StorageConfig,
     pub auth: AuthConfig,
@@ -38,41 +39,6 @@ pub struct ListenersConfig {
 impl Default for ListenersConfig {
     fn default() -> Self {
         ListenersConfig { mqtt: vec![SocketAddr::from(([127, 0, 0, 1], 1883))] }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitsConfig {
-    pub max_packet_size: usize,
-    pub max_inflight_messages: usize,
-    pub max_queued_messages: usize,
-    pub max_queued_bytes: usize,
-    pub max_connections: usize,
-    pub connect_timeout_secs: u64,
-    pub receive_maximum: u16,
-    pub topic_alias_maximum: u16,
-    pub max_keep_alive: u16,
-    pub max_publish_rate: u32,
-    pub max_publish_bytes_rate: u32,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        let limits = Limits::default();
-        LimitsConfig {
-            max_packet_size: limits.max_packet_size,
-            max_inflight_messages: limits.max_inflight_messages,
-            max_queued_messages: limits.max_queued_messages,
-            max_queued_bytes: limits.max_queued_bytes,
-            max_connections: limits.max_connections,
-            connect_timeout_secs: limits.connect_timeout_secs,
-            receive_maximum: limits.receive_maximum,
-            topic_alias_maximum: limits.topic_alias_maximum,
-            max_keep_alive: limits.max_keep_alive,
-            max_publish_rate: limits.max_publish_rate,
-            max_publish_bytes_rate: limits.max_publish_bytes_rate,
-        }
     }
 }
 
@@ -164,23 +130,6 @@ impl Config {
             return Err(ConfigError::Invalid("limits.connect_timeout_secs must be at least 1".into()));
         }
         Ok(())
-    }
-
-    pub fn limits(&self) -> Limits {
-        let l = &self.limits;
-        Limits {
-            max_packet_size: l.max_packet_size,
-            max_inflight_messages: l.max_inflight_messages,
-            max_queued_messages: l.max_queued_messages,
-            max_queued_bytes: l.max_queued_bytes,
-            max_connections: l.max_connections,
-            connect_timeout_secs: l.connect_timeout_secs,
-            receive_maximum: l.receive_maximum,
-            topic_alias_maximum: l.topic_alias_maximum,
-            max_keep_alive: l.max_keep_alive,
-            max_publish_rate: l.max_publish_rate,
-            max_publish_bytes_rate: l.max_publish_bytes_rate,
-        }
     }
 
     pub fn features(&self) -> Features {

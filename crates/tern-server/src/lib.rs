@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-pub use config::{AuthConfig, Config, ConfigError, LimitsConfig, ListenersConfig, MqttConfig, StorageConfig};
+pub use config::{AuthConfig, Config, ConfigError, ListenersConfig, MqttConfig, StorageConfig};
 use connection::{serve_connection, ConnectionContext};
 use shutdown::{Phase, PhaseReceiver, WillBarrier};
 
@@ -67,7 +67,7 @@ pub async fn serve_with_store(
     if listeners.is_empty() {
         return Err(ServeError::NoListener);
     }
-    let broker = Arc::new(Broker::with_store(config.limits(), config.features(), store)?);
+    let broker = Arc::new(Broker::with_store(config.limits.clone(), config.features(), store)?);
     broker.set_shared_strategy(config.shared_strategy());
     if config.storage.in_memory {
         info!("Storage: in memory (--in-memory); nothing survives a restart");
