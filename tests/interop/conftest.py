@@ -13,6 +13,7 @@ Every test gets a fresh broker, so retained messages and sessions never leak bet
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -43,8 +44,14 @@ MOSQUITTO_LIMITS = {
     "max_inflight_messages": "max_inflight_messages",
     "max_packet_size": "max_packet_size",
     "max_connections": "max_connections",  # a per-listener option in mosquitto
+    # The Server Keep Alive a 5.0 client gets when it asks for more (mosquitto: at least 10).
+    "max_keep_alive": "max_keepalive",
+    # The Topic Alias Maximum in CONNACK (a per-listener option in mosquitto).
+    "topic_alias_maximum": "max_topic_alias",
 }
-MOSQUITTO_LISTENER_OPTIONS = {"max_connections"}
+MOSQUITTO_LISTENER_OPTIONS = {"max_connections", "max_topic_alias"}  # mosquitto names
+# Tern's `[mqtt]` table (response_information, shared_subscription_strategy) has no mosquitto
+# equivalent: a test that sets it is skipped for mosquitto.
 
 if BROKER_KIND not in ("tern", "mosquitto"):
     raise pytest.UsageError(f"TERN_TEST_BROKER must be 'tern' or 'mosquitto', not {BROKER_KIND!r}")
@@ -65,6 +72,8 @@ class Broker:
     proc: subprocess.Popen
     stderr_path: Path
     argv: list[str] = field(default_factory=list)
+    # Set by stop() when a test stops the broker itself: its exit status.
+    stopped_status: int | None = None
 
     @property
     def is_tern(self) -> bool:
@@ -93,6 +102,20 @@ class Broker:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int:
+        """SIGTERM the broker mid-test and wait for it to exit; returns its exit status. The
+        fixture then only checks that the status was 0."""
+        assert self.alive(), f"{self.kind} had already exited with status {self.proc.returncode}"
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.stopped_status = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"{self.kind} did not exit within {timeout:.0f} s of SIGTERM; "
+                                 f"stderr:\n{_stderr_tail(self.stderr())}") from None
+        return self.stopped_status
 
 
 def _stderr_tail(text: str, lines: int = 60) -> str:
@@ -124,20 +147,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _write_tern_config(path: Path, limits: dict) -> None:
+def _write_tern_config(path: Path, limits: dict, mqtt: dict | None = None) -> None:
     lines = ["[limits]"]
     lines += [f"{key} = {int(value)}" for key, value in limits.items()]
+    if mqtt:
+        # A JSON string is a valid TOML basic string.
+        lines += ["", "[mqtt]"] + [f"{key} = {json.dumps(str(value))}" for key, value in mqtt.items()]
     path.write_text("\n".join(lines) + "\n")
 
 
-def _start_tern(tmp: Path, limits: dict | None, extra_args: list[str]) -> Broker:
+def _start_tern(tmp: Path, limits: dict | None, extra_args: list[str],
+                mqtt: dict | None = None) -> Broker:
     if not TERN_BIN.is_file():
         pytest.fail(f"no tern binary at {TERN_BIN}: run `cargo build -p tern` or set TERN_BIN "
                     f"(or TERN_TEST_BROKER=mosquitto to validate the tests against mosquitto)")
     argv = [str(TERN_BIN), "serve", "--listen", f"{HOST}:0", "--in-memory"]
-    if limits:
+    if limits or mqtt:
         config = tmp / "tern.toml"
-        _write_tern_config(config, limits)
+        _write_tern_config(config, limits or {}, mqtt)
         argv += ["--config", str(config)]
     argv += extra_args
     stderr_path = tmp / "tern.stderr"
@@ -153,10 +180,13 @@ def _start_tern(tmp: Path, limits: dict | None, extra_args: list[str]) -> Broker
     return Broker("tern", host, port, proc, stderr_path, argv)
 
 
-def _start_mosquitto(tmp: Path, limits: dict | None, extra_args: list[str]) -> Broker:
+def _start_mosquitto(tmp: Path, limits: dict | None, extra_args: list[str],
+                     mqtt: dict | None = None) -> Broker:
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if extra_args:
         pytest.skip(f"tern-only command-line options {extra_args} have no mosquitto mapping")
+    if mqtt:
+        pytest.skip(f"tern-only option [mqtt] {', '.join(sorted(mqtt))} has no mosquitto equivalent")
     limits = limits or {}
     unmapped = sorted(set(limits) - set(MOSQUITTO_LIMITS))
     if unmapped:
@@ -166,7 +196,7 @@ def _start_mosquitto(tmp: Path, limits: dict | None, extra_args: list[str]) -> B
         port = _free_port()
         general, listener = [], []
         for key, value in limits.items():
-            target = listener if key in MOSQUITTO_LISTENER_OPTIONS else general
+            target = listener if MOSQUITTO_LIMITS[key] in MOSQUITTO_LISTENER_OPTIONS else general
             target.append(f"{MOSQUITTO_LIMITS[key]} {int(value)}")
         conf = tmp / "mosquitto.conf"
         conf.write_text("\n".join([
@@ -202,6 +232,11 @@ def _start_mosquitto(tmp: Path, limits: dict | None, extra_args: list[str]) -> B
 
 def _stop(broker: Broker) -> str | None:
     """SIGTERM, wait, then SIGKILL. Returns a failure description, or None on a clean exit."""
+    if broker.stopped_status is not None:
+        if broker.stopped_status != 0:
+            return (f"{broker.kind} exited with status {broker.stopped_status} after SIGTERM "
+                    f"(sent by the test); stderr:\n{_stderr_tail(broker.stderr())}")
+        return None
     if broker.proc.poll() is not None:
         return (f"{broker.kind} had already exited with status {broker.proc.returncode} "
                 f"during the test; stderr:\n{_stderr_tail(broker.stderr())}")
@@ -221,21 +256,25 @@ def _stop(broker: Broker) -> str | None:
 
 @pytest.fixture
 def start_broker(tmp_path):
-    """Factory: ``start_broker(limits={...}, extra_args=[...])`` starts a fresh broker.
+    """Factory: ``start_broker(limits={...}, mqtt={...}, extra_args=[...])`` starts a fresh
+    broker.
 
     ``limits`` become Tern's ``[limits]`` table (through ``--config``) or the equivalent
-    mosquitto options; a key mosquitto lacks skips the test for mosquitto only. All brokers
-    started are stopped with SIGTERM at the end of the test, and an unclean exit fails it.
+    mosquitto options; a key mosquitto lacks skips the test for mosquitto only. ``mqtt`` becomes
+    Tern's ``[mqtt]`` table (string values) and always skips the test for mosquitto. All
+    brokers started are stopped with SIGTERM at the end of the test (unless the test did so
+    with ``Broker.stop()``), and an unclean exit fails it.
     """
     started: list[Broker] = []
 
-    def start(limits: dict | None = None, extra_args: list[str] | None = None) -> Broker:
+    def start(limits: dict | None = None, extra_args: list[str] | None = None,
+              mqtt: dict | None = None) -> Broker:
         workdir = tmp_path / f"broker{len(started)}"
         workdir.mkdir()
         if BROKER_KIND == "tern":
-            broker = _start_tern(workdir, limits, list(extra_args or []))
+            broker = _start_tern(workdir, limits, list(extra_args or []), mqtt)
         else:
-            broker = _start_mosquitto(workdir, limits, list(extra_args or []))
+            broker = _start_mosquitto(workdir, limits, list(extra_args or []), mqtt)
         started.append(broker)
         return broker
 
@@ -292,3 +331,14 @@ def make_raw(start_broker):
     yield make
     for client in made:
         client.close()
+
+
+@pytest.fixture
+def make_v5(make_paho):
+    """Factory for MQTT 5.0 PahoClient objects: ``make_v5(broker, client_id, **kwargs)``."""
+    from pahoclient import MQTTv5
+
+    def make(broker: Broker, client_id: str = "", **kwargs):
+        return make_paho(broker, client_id, protocol=MQTTv5, **kwargs)
+
+    return make

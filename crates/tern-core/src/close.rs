@@ -46,7 +46,9 @@ pub enum CloseReason {
     TakenOver,
     #[error("protocol error: {0}")]
     Protocol(#[from] ProtocolError),
-    #[error("malformed packet: {0}")]
+    /// A packet the codec refused: malformed (0x81) or a protocol error it can see (0x82),
+    /// or too large (0x95); [`DecodeError::reason_code`] tells which.
+    #[error("invalid packet: {0}")]
     Malformed(#[from] DecodeError),
     #[error("[MQTT-3.3.4-9] client exceeded the receive maximum")]
     ReceiveMaximumExceeded,
