@@ -5,6 +5,7 @@
 //! state machine ([`Connection`]) that takes packets and the current time and returns packets
 //! to send; the shared indexes live in [`Broker`] and are used directly by every connection.
 
+mod authz;
 mod broker;
 mod client_id;
 mod close;
@@ -20,6 +21,7 @@ mod shared;
 mod store;
 mod subscriptions;
 
+pub use authz::{AllowAll, Authorizer, ClientInfo, SharedAuthorizer};
 pub use broker::{Broker, Claim, ClaimResult, Will};
 pub use client_id::ClientId;
 pub use close::{CloseReason, ProtocolError};
