@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use tern_codec::TopicFilter;
 
+use crate::authz::{AllowAll, SharedAuthorizer};
 use crate::client_id::ClientId;
 use crate::limits::{Features, Limits};
 use crate::message::{Delivery, Message};
@@ -70,6 +71,9 @@ pub struct Broker {
     deadlines: Mutex<BinaryHeap<Reverse<(Instant, ClientId)>>>,
     /// Wakes the task that calls [`Broker::tick`] when an earlier deadline arrives.
     timer_waker: Mutex<Option<Arc<dyn SessionWaker>>>,
+    /// Who may publish and subscribe where. Replaced whole on a configuration reload; taken
+    /// (an `Arc` clone under the read lock) for each decision, never held.
+    authorizer: RwLock<SharedAuthorizer>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -119,6 +123,7 @@ impl Broker {
             store: Arc::new(MemoryStore::default()),
             deadlines: Mutex::default(),
             timer_waker: Mutex::default(),
+            authorizer: RwLock::new(Arc::new(AllowAll)),
         }
     }
 
@@ -165,6 +170,16 @@ impl Broker {
     /// Sets the shared subscription member selection strategy.
     pub fn set_shared_strategy(&self, strategy: Strategy) {
         write(&self.shared).set_strategy(strategy);
+    }
+
+    /// Replaces the authorizer; connected clients are judged by the new one from their next
+    /// PUBLISH or SUBSCRIBE on.
+    pub fn set_authorizer(&self, authorizer: SharedAuthorizer) {
+        *write(&self.authorizer) = authorizer;
+    }
+
+    pub fn authorizer(&self) -> SharedAuthorizer {
+        read(&self.authorizer).clone()
     }
 
     /// Registers the waker of the task that runs [`Broker::tick`].

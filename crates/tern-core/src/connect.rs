@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use tern_codec::{ConnAck, Connect, ConnectReturnCode, Properties, ProtocolVersion};
 
+use crate::authz::ClientInfo;
 use crate::broker::{Broker, ClaimResult};
 use crate::client_id::ClientId;
 use crate::close::ProtocolError;
@@ -35,6 +36,15 @@ enum Refusal {
     IdentifierRejected,
     ServerUnavailable,
     BadAuthenticationMethod,
+    WillNotAuthorized,
+}
+
+/// Who the server's authentication says the client is.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectIdentity {
+    pub username: Option<String>,
+    pub peer: Option<std::net::SocketAddr>,
+    pub attributes: Vec<(String, String)>,
 }
 
 impl Refusal {
@@ -49,6 +59,8 @@ impl Refusal {
             Refusal::ServerUnavailable => 0x03,
             Refusal::BadAuthenticationMethod if v5 => 0x8C,
             Refusal::BadAuthenticationMethod => 0x05,
+            Refusal::WillNotAuthorized if v5 => 0x87,
+            Refusal::WillNotAuthorized => 0x05,
         })
     }
 
@@ -57,6 +69,7 @@ impl Refusal {
             Refusal::IdentifierRejected => "client identifier not valid",
             Refusal::ServerUnavailable => "connection limit reached",
             Refusal::BadAuthenticationMethod => "enhanced authentication is not supported",
+            Refusal::WillNotAuthorized => "not authorized to publish the will",
         }
     }
 }
@@ -80,6 +93,7 @@ pub fn accept_connect(
     current_connections: usize,
     waker: Arc<dyn SessionWaker>,
     force: bool,
+    identity: ConnectIdentity,
 ) -> ConnectOutcome {
     let v5 = connect.protocol == ProtocolVersion::V5;
     if connect.will.as_ref().is_some_and(|will| will.topic.is_empty()) {
@@ -110,6 +124,17 @@ pub fn accept_connect(
         ClientId::new(&connect.client_id)
     };
 
+    let client = ClientInfo {
+        client_id: client_id.clone(),
+        username: identity.username,
+        peer: identity.peer,
+        attributes: identity.attributes,
+    };
+    // The will is a PUBLISH the client asks for now: it needs write permission on its topic.
+    if connect.will.as_ref().is_some_and(|will| !broker.authorizer().can_publish(&client, &will.topic)) {
+        Metrics::incr(&broker.metrics.publish_denied);
+        return refuse(broker, &connect, Refusal::WillNotAuthorized);
+    }
     // 3.x: a clean session lasts as long as the connection, another one forever. 5.0: the
     // Session Expiry Interval, 0 when absent ([MQTT-3.1.2-11..], [MQTT-3.1.2-23]).
     let expiry_interval = if v5 {
@@ -159,7 +184,7 @@ pub fn accept_connect(
         claim.session,
         claim.generation,
         &connect,
-        client_id,
+        client,
         keep_alive,
         expiry_interval,
         now,

@@ -25,7 +25,7 @@ pub use authz::{AllowAll, Authorizer, ClientInfo, SharedAuthorizer};
 pub use broker::{Broker, Claim, ClaimResult, Will};
 pub use client_id::ClientId;
 pub use close::{CloseReason, ProtocolError};
-pub use connect::{accept_connect, ConnectOutcome};
+pub use connect::{accept_connect, ConnectIdentity, ConnectOutcome};
 pub use connection::Connection;
 pub use limits::{Features, Limits};
 pub use message::{Delivery, Message};

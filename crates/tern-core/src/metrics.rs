@@ -27,6 +27,10 @@ pub struct Metrics {
     pub shared_redispatched: AtomicU64,
     /// Clients disconnected for exceeding their publish rate.
     pub publish_rate_exceeded: AtomicU64,
+    /// PUBLISH packets (and wills) refused by the authorizer.
+    pub publish_denied: AtomicU64,
+    /// Topic filters refused by the authorizer at SUBSCRIBE.
+    pub subscribe_denied: AtomicU64,
     /// Writes to the store that failed (logged too).
     pub store_errors: AtomicU64,
 }

@@ -11,7 +11,7 @@ use bytes::BytesMut;
 use tern_codec::{
     decode, encode, ConnAck, ConnectReturnCode, DecodeError, DecodeOptions, Packet, Properties, ProtocolVersion,
 };
-use tern_core::{accept_connect, Broker, CloseReason, ConnectOutcome, Connection, Metrics, SessionWaker};
+use tern_core::{accept_connect, ConnectIdentity, Broker, CloseReason, ConnectOutcome, Connection, Metrics, SessionWaker};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
@@ -122,7 +122,8 @@ async fn run<S>(
     let handover_deadline = tokio::time::Instant::now() + TAKEOVER_WAIT;
     let outcome = loop {
         let force = tokio::time::Instant::now() >= handover_deadline;
-        match accept_connect(broker, connect.clone(), Instant::now(), current, waker.clone(), force) {
+        let identity = ConnectIdentity { username: connect.username.clone(), peer: Some(peer), attributes: Vec::new() };
+        match accept_connect(broker, connect.clone(), Instant::now(), current, waker.clone(), force, identity) {
             // The session's current connection is stepping down; it wakes us when it has.
             ConnectOutcome::Busy => {
                 let _ = tokio::time::timeout_at(handover_deadline, waker.0.notified()).await;

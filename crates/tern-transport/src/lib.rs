@@ -3,11 +3,19 @@
 //! Each listener has a [`Transport`]: plain TCP, TLS (optionally requiring a client
 //! certificate), WebSocket or WebSocket over TLS, each optionally preceded by a PROXY protocol
 //! header. [`Transport::handshake`] runs in the connection's own task, so a slow handshake
-//! never holds up the accept loop. tern-transport knows nothing of MQTT.
+//! never holds up the accept loop. tern-transport knows nothing of MQTT
+//! beyond the WebSocket subprotocol names and the rule that MQTT travels in binary messages.
 
+mod handshake;
+mod proxy;
 mod stream;
+mod tls;
+mod websocket;
 
+pub use handshake::Transport;
 pub use stream::{BoxStream, Stream};
+pub use tls::{ClientAuth, TlsAcceptor, TlsSettings};
+pub use websocket::SUBPROTOCOLS;
 
 use std::net::SocketAddr;
 
@@ -30,6 +38,7 @@ pub struct CertificateIdentity {
     pub subject_alt_names: Vec<String>,
 }
 
+/// Why a listener could not be set up or a connection's handshake failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     #[error("I/O error during the handshake: {0}")]
@@ -44,4 +53,6 @@ pub enum TransportError {
     WebSocket(String),
     #[error("cannot load {what} from {path}: {reason}")]
     Load { what: &'static str, path: String, reason: String },
+    #[error("invalid TLS settings: {0}")]
+    Settings(String),
 }

@@ -14,6 +14,7 @@ use crate::session::OutgoingState;
 const NO_MATCHING_SUBSCRIBERS: u8 = 0x10;
 const PACKET_ID_NOT_FOUND: u8 = 0x92;
 const PAYLOAD_FORMAT_INVALID: u8 = 0x99;
+const NOT_AUTHORIZED: u8 = 0x87;
 
 impl Connection {
     pub(super) fn handle_publish(
@@ -42,7 +43,19 @@ impl Connection {
         let payload_invalid = v5
             && publish.properties.payload_format_indicator == Some(1)
             && std::str::from_utf8(&publish.payload).is_err();
-        let origin = Some(self.client_id.clone());
+        let origin = Some(self.client.client_id.clone());
+        // Write permission ([MQTT-3.3.5-2]): a refused message is not forwarded; 5.0 says so in
+        // its acknowledgement (0x87), 3.1.1 has no way to and acknowledges as usual.
+        if !self.broker.authorizer().can_publish(&self.client, &topic) {
+            Metrics::incr(&self.broker.metrics.publish_denied);
+            let code = if payload_invalid { PAYLOAD_FORMAT_INVALID } else { NOT_AUTHORIZED };
+            match (publish.qos, publish.packet_id) {
+                (QoS::AtLeastOnce, Some(packet_id)) => out.push(Packet::PubAck(self.response(packet_id, code))),
+                (QoS::ExactlyOnce, Some(packet_id)) => out.push(Packet::PubRec(self.response(packet_id, code))),
+                _ => {}
+            }
+            return Ok(());
+        }
         match (publish.qos, publish.packet_id) {
             (QoS::AtMostOnce, _) | (_, None) => {
                 if !payload_invalid {

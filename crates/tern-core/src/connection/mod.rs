@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use tern_codec::{Connect, Disconnect, LastWill, Packet, Properties, ProtocolVersion, TopicName};
 
 use crate::broker::{Broker, Will};
+use crate::authz::ClientInfo;
 use crate::client_id::ClientId;
 use crate::close::{CloseReason, ProtocolError};
 use crate::message::Message;
@@ -33,7 +34,8 @@ pub struct Connection {
     /// The session generation this connection claimed; a different one in the session means
     /// it was taken over.
     generation: u64,
-    client_id: ClientId,
+    /// Who the client is, for authorization.
+    client: ClientInfo,
     version: ProtocolVersion,
     /// 1.5 times the keep alive in force, or None when it is 0 ([MQTT-3.1.2-24]).
     keep_alive_grace: Option<Duration>,
@@ -63,7 +65,7 @@ impl Connection {
         session: Arc<Session>,
         generation: u64,
         connect: &Connect,
-        client_id: ClientId,
+        client: ClientInfo,
         keep_alive: u16,
         session_expiry: u32,
         now: Instant,
@@ -75,7 +77,7 @@ impl Connection {
         Connection {
             session,
             generation,
-            client_id,
+            client,
             version: connect.protocol,
             keep_alive_grace,
             last_received: now,
@@ -93,7 +95,7 @@ impl Connection {
     }
 
     pub fn client_id(&self) -> &ClientId {
-        &self.client_id
+        &self.client.client_id
     }
 
     pub fn version(&self) -> ProtocolVersion {
@@ -153,9 +155,9 @@ impl Connection {
                     let was_persistent = state.is_persistent();
                     state.expiry_interval = expiry;
                     if was_persistent && !state.is_persistent() {
-                        self.broker.unstore_session(&self.client_id);
+                        self.broker.unstore_session(&self.client.client_id);
                     } else {
-                        self.broker.store_session(&self.client_id, &state);
+                        self.broker.store_session(&self.client.client_id, &state);
                     }
                 }
             }
@@ -185,7 +187,7 @@ impl Connection {
 
     fn will_of(&self, will: LastWill, now: Instant) -> Will {
         let delay_secs = if self.is_v5() { will.properties.will_delay_interval.unwrap_or(0) } else { 0 };
-        Will { message: Message::from_will(will, Some(self.client_id.clone()), now), delay_secs }
+        Will { message: Message::from_will(will, Some(self.client.client_id.clone()), now), delay_secs }
     }
 
     /// Publishes the will now, because the server is shutting down ([MQTT-3.1.2-8]); the
@@ -194,7 +196,7 @@ impl Connection {
     pub fn publish_will_for_shutdown(&mut self, now: Instant) {
         if let Some(will) = self.will.take() {
             Metrics::incr(&self.broker.metrics.wills_published);
-            self.broker.publish(Message::from_will(will, Some(self.client_id.clone()), now));
+            self.broker.publish(Message::from_will(will, Some(self.client.client_id.clone()), now));
         }
     }
 
@@ -206,7 +208,7 @@ impl Connection {
         if let Ok(mut state) = self.owned_session() {
             let unfinished = state.take_unfinished_shared();
             drop(state);
-            self.broker.redispatch_shared(&self.client_id, unfinished);
+            self.broker.redispatch_shared(&self.client.client_id, unfinished);
         }
         self.broker.release(&self.session, self.generation, will, now);
     }

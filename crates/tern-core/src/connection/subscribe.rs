@@ -7,11 +7,13 @@ use tern_codec::{Packet, RetainHandling, SubAck, Subscribe, TopicFilter, UnsubAc
 use super::Connection;
 use crate::close::{CloseReason, ProtocolError};
 use crate::message::Delivery;
+use crate::metrics::Metrics;
 use crate::shared::SharedFilter;
 use crate::subscriptions::Subscription;
 
 /// 5.0 reason codes of SUBACK and UNSUBACK used here.
 const TOPIC_FILTER_INVALID: u8 = 0x8F;
+const NOT_AUTHORIZED: u8 = 0x87;
 const NO_SUBSCRIPTION_EXISTED: u8 = 0x11;
 
 impl Connection {
@@ -24,6 +26,8 @@ impl Connection {
         let v5 = self.is_v5();
         let invalid = if v5 { TOPIC_FILTER_INVALID } else { SubAck::FAILURE };
         let identifier = if v5 { subscribe.properties.subscription_identifiers.first().copied() } else { None };
+        let refused = if v5 { NOT_AUTHORIZED } else { SubAck::FAILURE };
+        let authorizer = self.broker.authorizer();
         let mut state = self.owned_session()?;
         let mut return_codes = Vec::with_capacity(subscribe.filters.len());
         let mut retained = Vec::new();
@@ -33,19 +37,29 @@ impl Connection {
                 continue;
             };
             let shared = SharedFilter::is_shared(filter.as_str());
-            if shared {
-                if SharedFilter::parse(&filter).is_none() {
+            // Read permission is decided here, once per subscription ([MQTT-3.8.4-?]); for a
+            // shared subscription it is the shared filter that must be readable.
+            let readable = if shared {
+                let Some(parsed) = SharedFilter::parse(&filter) else {
                     return_codes.push(invalid);
                     continue;
-                }
+                };
                 if requested.options.no_local {
                     return Err(ProtocolError::NoLocalOnSharedSubscription.into());
                 }
+                authorizer.can_subscribe(&self.client, &parsed.filter)
+            } else {
+                authorizer.can_subscribe(&self.client, &filter)
+            };
+            if !readable {
+                Metrics::incr(&self.broker.metrics.subscribe_denied);
+                return_codes.push(refused);
+                continue;
             }
             let subscription = Subscription { options: requested.options, identifier };
             // A subscription to the same filter replaces the old one ([MQTT-3.8.4-3]).
             let existed = state.subscriptions.insert(filter.clone(), subscription).is_some();
-            self.broker.subscribe(&self.client_id, &filter, subscription);
+            self.broker.subscribe(&self.client.client_id, &filter, subscription);
             return_codes.push(requested.options.qos as u8);
             // Retained messages matching the filter are sent with retain 1 ([MQTT-3.3.1-6],
             // [MQTT-3.3.1-8]) as retain handling says ([MQTT-3.3.1-9..11]); never for a shared
@@ -58,6 +72,11 @@ impl Connection {
                 };
             if send_retained {
                 for message in self.broker.retained_matching(&filter, now) {
+                    // A subscription wider than the client's read rights must not leak
+                    // retained messages it may not read.
+                    if !authorizer.can_read(&self.client, &message.topic) {
+                        continue;
+                    }
                     let qos = message.qos.min(requested.options.qos);
                     retained.push(Delivery {
                         message,
@@ -69,7 +88,7 @@ impl Connection {
                 }
             }
         }
-        self.broker.store_session(&self.client_id, &state);
+        self.broker.store_session(&self.client.client_id, &state);
         // [MQTT-3.8.4-1]: SUBACK first, with the same packet id ([MQTT-3.8.4-2]).
         out.push(Packet::SubAck(SubAck {
             packet_id: subscribe.packet_id,
@@ -95,13 +114,13 @@ impl Connection {
                 continue;
             };
             if state.subscriptions.remove(&filter).is_some() {
-                self.broker.unsubscribe(&self.client_id, &filter);
+                self.broker.unsubscribe(&self.client.client_id, &filter);
                 reason_codes.push(0);
             } else {
                 reason_codes.push(NO_SUBSCRIPTION_EXISTED);
             }
         }
-        self.broker.store_session(&self.client_id, &state);
+        self.broker.store_session(&self.client.client_id, &state);
         if !self.is_v5() {
             // 3.x UNSUBACK carries no codes.
             reason_codes.clear();

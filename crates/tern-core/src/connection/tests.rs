@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use tern_codec::{
-    Connect, PacketId, Properties, ProtocolVersion, PubResponse, Publish, QoS, Subscribe, SubscribeFilter,
+    Connect, LastWill, PacketId, Properties, ProtocolVersion, PubResponse, Publish, QoS, Subscribe, SubscribeFilter,
     SubscriptionOptions, TopicName,
 };
 
@@ -29,7 +29,7 @@ fn connect_packet(id: &str, clean: bool, keep_alive: u16) -> Connect {
 }
 
 fn try_connect(broker: &Arc<Broker>, id: &str, clean: bool, force: bool) -> Option<(Connection, bool)> {
-    match accept_connect(broker, connect_packet(id, clean, 0), Instant::now(), 1, Arc::new(NoopWaker), force) {
+    match accept_connect(broker, connect_packet(id, clean, 0), Instant::now(), 1, Arc::new(NoopWaker), force, Default::default()) {
         ConnectOutcome::Accepted { connection, connack, .. } => Some((*connection, connack.session_present)),
         ConnectOutcome::Busy => None,
         _ => panic!("connect refused"),
@@ -37,7 +37,7 @@ fn try_connect(broker: &Arc<Broker>, id: &str, clean: bool, force: bool) -> Opti
 }
 
 fn connect(broker: &Arc<Broker>, id: &str, clean: bool, keep_alive: u16, now: Instant) -> (Connection, bool) {
-    match accept_connect(broker, connect_packet(id, clean, keep_alive), now, 1, Arc::new(NoopWaker), false) {
+    match accept_connect(broker, connect_packet(id, clean, keep_alive), now, 1, Arc::new(NoopWaker), false, Default::default()) {
         ConnectOutcome::Accepted { connection, connack, .. } => (*connection, connack.session_present),
         _ => panic!("connect refused"),
     }
@@ -214,4 +214,110 @@ fn second_connect_and_server_packets_are_protocol_errors() {
         connection.handle_packet(now, publish("", QoS::AtMostOnce, None, false), &mut out),
         Err(ProtocolError::EmptyTopicName.into())
     );
+}
+
+/// An authorizer that keeps `secret/#` from everyone but the client "owner".
+struct GuardSecret;
+
+impl crate::authz::Authorizer for GuardSecret {
+    fn can_publish(&self, client: &ClientInfo, topic: &TopicName) -> bool {
+        !topic.as_str().starts_with("secret/") || client.client_id.as_str() == "owner"
+    }
+    fn can_subscribe(&self, client: &ClientInfo, filter: &tern_codec::TopicFilter) -> bool {
+        // "#" is allowed (its reads are filtered one by one), "secret/..." filters are not.
+        !filter.as_str().starts_with("secret") || client.client_id.as_str() == "owner"
+    }
+    fn can_read(&self, client: &ClientInfo, topic: &TopicName) -> bool {
+        !topic.as_str().starts_with("secret/") || client.client_id.as_str() == "owner"
+    }
+}
+
+fn connect_as(broker: &Arc<Broker>, id: &str, version: ProtocolVersion, will: Option<LastWill>) -> ConnectOutcome {
+    let mut packet = connect_packet(id, true, 0);
+    packet.protocol = version;
+    packet.will = will;
+    accept_connect(broker, packet, Instant::now(), 1, Arc::new(NoopWaker), false, Default::default())
+}
+
+fn accepted(outcome: ConnectOutcome) -> Connection {
+    match outcome {
+        ConnectOutcome::Accepted { connection, .. } => *connection,
+        _ => panic!("refused"),
+    }
+}
+
+#[test]
+fn denied_publish_is_not_routed_and_5_0_says_not_authorized() {
+    let broker = Arc::new(Broker::default());
+    broker.set_authorizer(Arc::new(GuardSecret));
+    let now = Instant::now();
+    let mut owner = accepted(connect_as(&broker, "owner", ProtocolVersion::V3_1_1, None));
+    subscribe(&mut owner, "secret/#", QoS::AtLeastOnce, now);
+    for (version, expected_code) in [(ProtocolVersion::V5, 0x87), (ProtocolVersion::V3_1_1, 0)] {
+        let mut intruder = accepted(connect_as(&broker, "intruder", version, None));
+        let mut out = Vec::new();
+        intruder.handle_packet(now, publish("secret/x", QoS::AtLeastOnce, Some(3), false), &mut out).unwrap();
+        match &out[..] {
+            [Packet::PubAck(ack)] => assert_eq!(ack.reason_code, expected_code, "{version:?}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(outgoing(&mut owner).is_empty(), "a refused message is not forwarded");
+        intruder.close(&CloseReason::ClientDisconnect, now);
+    }
+}
+
+#[test]
+fn denied_filter_gets_a_failure_code_and_retained_messages_do_not_leak() {
+    let broker = Arc::new(Broker::default());
+    broker.set_authorizer(Arc::new(GuardSecret));
+    let now = Instant::now();
+    let mut owner = accepted(connect_as(&broker, "owner", ProtocolVersion::V3_1_1, None));
+    let mut out = Vec::new();
+    for topic in ["secret/plans", "public/news"] {
+        let Packet::Publish(mut retained) = publish(topic, QoS::AtMostOnce, None, false) else { unreachable!() };
+        retained.retain = true;
+        owner.handle_packet(now, Packet::Publish(retained), &mut out).unwrap();
+    }
+    let mut reader = accepted(connect_as(&broker, "reader", ProtocolVersion::V3_1_1, None));
+    let packet = Packet::Subscribe(Subscribe {
+        packet_id: PacketId::new(1).unwrap(),
+        filters: ["secret/#", "#"]
+            .iter()
+            .map(|f| SubscribeFilter { filter: f.to_string(), options: SubscriptionOptions::default() })
+            .collect(),
+        properties: Properties::default(),
+    });
+    out.clear();
+    reader.handle_packet(now, packet, &mut out).unwrap();
+    match &out[..] {
+        [Packet::SubAck(suback)] => assert_eq!(suback.return_codes, vec![0x80, 0x00]),
+        other => panic!("{other:?}"),
+    }
+    let delivered: Vec<String> = outgoing(&mut reader)
+        .into_iter()
+        .map(|p| match p {
+            Packet::Publish(publish) => publish.topic.to_string(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(delivered, vec!["public/news".to_string()]);
+}
+
+#[test]
+fn will_on_a_forbidden_topic_refuses_the_connection() {
+    let broker = Arc::new(Broker::default());
+    broker.set_authorizer(Arc::new(GuardSecret));
+    let will = LastWill {
+        topic: TopicName::new("secret/will").unwrap(),
+        payload: Bytes::from_static(b"bye"),
+        qos: QoS::AtMostOnce,
+        retain: false,
+        properties: Properties::default(),
+    };
+    for (version, code) in [(ProtocolVersion::V3_1_1, 0x05), (ProtocolVersion::V5, 0x87)] {
+        match connect_as(&broker, "w", version, Some(will.clone())) {
+            ConnectOutcome::Refused(connack) => assert_eq!(connack.code.0, code),
+            _ => panic!("a will the client may not publish is refused at CONNECT"),
+        }
+    }
 }

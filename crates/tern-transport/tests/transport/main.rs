@@ -1,0 +1,7 @@
+//! Black-box tests of tern-transport over real loopback sockets.
+
+mod proxy;
+mod support;
+mod tcp;
+mod tls;
+mod websocket;
