@@ -71,10 +71,7 @@ enum Access {
 
 impl Access {
     fn grants(self, wanted: Wanted) -> bool {
-        matches!(
-            (self, wanted),
-            (Access::ReadWrite, _) | (Access::Read, Wanted::Read) | (Access::Write, Wanted::Write)
-        )
+        matches!((self, wanted), (Access::ReadWrite, _) | (Access::Read, Wanted::Read) | (Access::Write, Wanted::Write))
     }
 }
 
@@ -218,7 +215,10 @@ impl AclFile {
     /// Whether `client` may have `wanted` access to everything `target` (a topic name or a
     /// filter) can match. Deny rules are asked first and win.
     fn allows(&self, client: &ClientInfo, wanted: Wanted, target: &str) -> bool {
-        let values = Client { client_id: Value::of(Some(client.client_id.as_str())), username: Value::of(client.username.as_deref()) };
+        let values = Client {
+            client_id: Value::of(Some(client.client_id.as_str())),
+            username: Value::of(client.username.as_deref()),
+        };
         let target = || target.split('/').map(Level::parse);
         let rules = self.rules_for(client);
         for rule in rules.clone().filter(|rule| rule.access == Access::Deny) {

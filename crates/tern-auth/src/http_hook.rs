@@ -78,7 +78,6 @@ impl HttpHookSettings {
 /// Asks an HTTP service; see the module documentation.
 #[derive(Debug)]
 pub struct HttpHook {
-    url: String,
     endpoint: Endpoint,
     timeout: Duration,
     /// Owned by this hook and shared by every connection task that authenticates through it.
@@ -95,7 +94,7 @@ impl HttpHook {
         }
         let cache = (!settings.cache_ttl.is_zero() && settings.cache_capacity > 0)
             .then(|| Mutex::new(AnswerCache::new(settings.cache_ttl, settings.cache_capacity)));
-        Ok(HttpHook { url: settings.url, endpoint, timeout: settings.timeout, cache })
+        Ok(HttpHook { endpoint, timeout: settings.timeout, cache })
     }
 
     async fn decide(&self, request: &AuthRequest<'_>) -> AuthOutcome {
@@ -121,7 +120,8 @@ impl HttpHook {
     }
 
     fn refuse(&self, request: &AuthRequest<'_>, error: &HookError) -> AuthOutcome {
-        warn!(url = %self.url, client_id = request.client_id, %error, "HTTP auth hook failed; refusing the client");
+        // The URL is not logged whole: its query may carry a credential for the hook.
+        warn!(hook = %self.endpoint.authority, client_id = request.client_id, %error, "HTTP auth hook failed; refusing the client");
         AuthOutcome::NotAuthorized
     }
 
@@ -186,7 +186,7 @@ struct HookResponse {
 /// Why the hook gave no usable answer. Logged, never shown to the client.
 #[derive(Debug, thiserror::Error)]
 enum HookError {
-    #[error("connection failed: {0}")]
+    #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
     #[error("no answer within {0:?}")]
     Timeout(Duration),
@@ -267,7 +267,7 @@ impl AnswerCache {
         // or expired entries; bounding it at twice the capacity bounds its memory too.
         while let Some((oldest, seq)) = self.order.front() {
             let live = self.entries.get(oldest).filter(|e| e.seq == *seq);
-            let expired = live.map_or(true, |e| now >= e.expires);
+            let expired = live.is_none_or(|e| now >= e.expires);
             if !expired && self.entries.len() < self.capacity && self.order.len() < 2 * self.capacity {
                 break;
             }
@@ -331,6 +331,9 @@ impl Endpoint {
         };
         if host.is_empty() {
             return Err("no host");
+        }
+        if host.contains(':') && !authority.starts_with('[') {
+            return Err("an IPv6 address must be in brackets: http://[::1]:8080/");
         }
         let port = match port {
             None => 80,
@@ -504,12 +507,27 @@ mod tests {
     #[test]
     fn urls_parse() {
         let e = Endpoint::parse("http://127.0.0.1:8080/auth?x=1").ok();
-        assert_eq!(e.as_ref().map(|e| (e.host.as_str(), e.port, e.target.as_str())), Some(("127.0.0.1", 8080, "/auth?x=1")));
+        assert_eq!(
+            e.as_ref().map(|e| (e.host.as_str(), e.port, e.target.as_str())),
+            Some(("127.0.0.1", 8080, "/auth?x=1"))
+        );
         let e = Endpoint::parse("http://[::1]:9000").ok();
-        assert_eq!(e.as_ref().map(|e| (e.host.as_str(), e.port, e.authority.as_str())), Some(("::1", 9000, "[::1]:9000")));
+        assert_eq!(
+            e.as_ref().map(|e| (e.host.as_str(), e.port, e.authority.as_str())),
+            Some(("::1", 9000, "[::1]:9000"))
+        );
         let e = Endpoint::parse("HTTP://hook.internal?q").ok();
         assert_eq!(e.as_ref().map(|e| (e.port, e.target.as_str())), Some((80, "/?q")));
-        for bad in ["https://x/", "ftp://x", "http://", "http://x:0/", "http://x:99999", "http://a b/", "http://u@x/"] {
+        for bad in [
+            "https://x/",
+            "ftp://x",
+            "http://",
+            "http://x:0/",
+            "http://x:99999",
+            "http://a b/",
+            "http://u@x/",
+            "http://::1/",
+        ] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
     }

@@ -173,7 +173,7 @@ impl ClaimPolicy {
             }
         }
         for name in &self.required {
-            if claims.get(name).map_or(true, Value::is_null) {
+            if claims.get(name).is_none_or(Value::is_null) {
                 return Err(ClaimError::Missing(name.clone()));
             }
         }
@@ -336,9 +336,7 @@ fn check_public_pem(pem: &[u8], labels: &[&str]) -> Result<Vec<u8>, String> {
     let body = &after[label_end + "-----".len()..];
     let end = body.find("-----END ").ok_or("not a PEM file (no END line)")?;
     let base64: String = body[..end].chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(base64)
-        .map_err(|e| format!("not a PEM file (bad base64: {e})"))
+    base64::engine::general_purpose::STANDARD.decode(base64).map_err(|e| format!("not a PEM file (bad base64: {e})"))
 }
 
 /// A claim's value as text, if it is a string, number or boolean.

@@ -79,8 +79,7 @@ impl PasswordFile {
     pub fn load(path: impl AsRef<Path>) -> Result<PasswordFile, AuthError> {
         let path = path.as_ref();
         let text = fs::read_to_string(path).map_err(|source| AuthError::Io { path: path.to_owned(), source })?;
-        PasswordFile::parse(&text)
-            .map_err(|(line, error)| AuthError::Line { path: path.to_owned(), line, error })
+        PasswordFile::parse(&text).map_err(|(line, error)| AuthError::Line { path: path.to_owned(), line, error })
     }
 
     /// Parses the text of a password file; an error carries the line number, from 1.

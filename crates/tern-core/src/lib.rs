@@ -30,6 +30,7 @@ pub use connection::Connection;
 pub use limits::{Features, Limits};
 pub use message::{Delivery, Message};
 pub use metrics::Metrics;
+pub use rate::RateLimit;
 pub use retained::RetainedIndex;
 pub use session::{
     Enqueued, Inflight, OutgoingState, PendingWill, Session, SessionState, SessionWaker, SESSION_NEVER_EXPIRES,

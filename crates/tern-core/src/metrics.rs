@@ -27,6 +27,8 @@ pub struct Metrics {
     pub shared_redispatched: AtomicU64,
     /// Clients disconnected for exceeding their publish rate.
     pub publish_rate_exceeded: AtomicU64,
+    /// CONNECTs refused by authentication (bad credentials, not authorized).
+    pub auth_failures: AtomicU64,
     /// PUBLISH packets (and wills) refused by the authorizer.
     pub publish_denied: AtomicU64,
     /// Topic filters refused by the authorizer at SUBSCRIBE.

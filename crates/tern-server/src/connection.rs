@@ -2,7 +2,6 @@
 //! and write. Reads are batched (every whole packet in the buffer is handled before writing),
 //! and writes are coalesced into one buffer flushed per batch.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,11 +10,16 @@ use bytes::BytesMut;
 use tern_codec::{
     decode, encode, ConnAck, ConnectReturnCode, DecodeError, DecodeOptions, Packet, Properties, ProtocolVersion,
 };
-use tern_core::{accept_connect, ConnectIdentity, Broker, CloseReason, ConnectOutcome, Connection, Metrics, SessionWaker};
+use tern_core::{accept_connect, Broker, CloseReason, ConnectOutcome, Connection, Metrics, SessionWaker};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
+use tern_transport::Peer;
+
+use crate::authenticate::authenticate;
+use crate::listener::ListenerContext;
+use crate::security::Security;
 use crate::shutdown::{Phase, PhaseReceiver, WillBarrier};
 
 /// Outgoing packets taken from the session per batch.
@@ -45,33 +49,40 @@ impl SessionWaker for TaskWaker {
 pub struct ConnectionContext {
     pub broker: Arc<Broker>,
     pub connections: Arc<AtomicUsize>,
-    pub allow_anonymous: bool,
+    pub security: Security,
     pub wills: WillBarrier,
 }
 
 /// Serves one client until it disconnects, breaks the protocol, is taken over, or the server
 /// shuts down.
-pub async fn serve_connection<S>(context: Arc<ConnectionContext>, stream: S, peer: SocketAddr, shutdown: PhaseReceiver)
-where
+pub async fn serve_connection<S>(
+    context: Arc<ConnectionContext>,
+    listener: &ListenerContext,
+    stream: S,
+    peer: Peer,
+    shutdown: PhaseReceiver,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let current = context.connections.fetch_add(1, Ordering::Relaxed) + 1;
     Metrics::incr(&context.broker.metrics.connections_current);
-    run(&context, stream, peer, shutdown, current).await;
+    run(&context, listener, stream, peer, shutdown, current).await;
     context.connections.fetch_sub(1, Ordering::Relaxed);
     Metrics::decr(&context.broker.metrics.connections_current);
 }
 
 async fn run<S>(
     context: &ConnectionContext,
+    listener: &ListenerContext,
     mut stream: S,
-    peer: SocketAddr,
+    transport_peer: Peer,
     mut shutdown: PhaseReceiver,
     current: usize,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let broker = &context.broker;
+    let peer = transport_peer.addr;
     let mut rbuf = BytesMut::new();
     let connect_timeout = Duration::from_secs(broker.limits.connect_timeout_secs);
     let first = tokio::select! {
@@ -109,21 +120,21 @@ async fn run<S>(
         }
     };
     let version = connect.protocol;
-    if !context.allow_anonymous {
-        // No authentication backend exists yet, so nobody can be authenticated.
-        let code =
-            if version == ProtocolVersion::V5 { ConnectReturnCode(0x87) } else { ConnectReturnCode::NOT_AUTHORIZED };
-        let connack = ConnAck { session_present: false, code, properties: Properties::default() };
-        let _ = write_packets(&mut stream, &[Packet::ConnAck(connack)], version).await;
-        return;
-    }
+    let identity = match authenticate(context, listener, &connect, &transport_peer).await {
+        Ok(identity) => identity,
+        Err(refusal) => {
+            let connack =
+                ConnAck { session_present: false, code: refusal.code(version), properties: Properties::default() };
+            let _ = write_packets(&mut stream, &[Packet::ConnAck(connack)], version).await;
+            return;
+        }
+    };
 
     let waker = Arc::new(TaskWaker::default());
     let handover_deadline = tokio::time::Instant::now() + TAKEOVER_WAIT;
     let outcome = loop {
         let force = tokio::time::Instant::now() >= handover_deadline;
-        let identity = ConnectIdentity { username: connect.username.clone(), peer: Some(peer), attributes: Vec::new() };
-        match accept_connect(broker, connect.clone(), Instant::now(), current, waker.clone(), force, identity) {
+        match accept_connect(broker, connect.clone(), Instant::now(), current, waker.clone(), force, identity.clone()) {
             // The session's current connection is stepping down; it wakes us when it has.
             ConnectOutcome::Busy => {
                 let _ = tokio::time::timeout_at(handover_deadline, waker.0.notified()).await;

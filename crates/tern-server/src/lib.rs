@@ -4,8 +4,11 @@
 //! [`serve`] takes already-bound listeners and a shutdown future, so tests bind
 //! `127.0.0.1:0` and run a broker in-process.
 
+mod authenticate;
 mod config;
 mod connection;
+mod listener;
+mod security;
 mod shutdown;
 
 use std::future::Future;
@@ -16,23 +19,29 @@ use std::time::Duration;
 
 use tern_core::{Broker, MemoryStore, Store, StoreError};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-pub use config::{AuthConfig, Config, ConfigError, ListenersConfig, MqttConfig, StorageConfig};
-use connection::{serve_connection, ConnectionContext};
+pub use config::{
+    AuthConfig, CertificateUsername, Config, ConfigError, HttpHookConfig, JwtConfig, ListenerConfig, ListenerProtocol,
+    MqttConfig, StorageConfig, TlsConfig,
+};
+use connection::ConnectionContext;
+use listener::{accept_loop, ListenerContext};
+use security::Security;
 use shutdown::{Phase, PhaseReceiver, WillBarrier};
 
 /// How long shutdown waits for connections to publish wills and close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Binds every listener the configuration names. Errors name the address.
+/// Binds every listener the configuration names, in order. Errors name the address.
 pub async fn bind_listeners(config: &Config) -> Result<Vec<TcpListener>, ServeError> {
     let mut listeners = Vec::new();
-    for addr in &config.listeners.mqtt {
-        let listener = TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr: *addr, source })?;
-        listeners.push(listener);
+    for listener in &config.listeners {
+        let addr = listener.address;
+        let bound = TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?;
+        listeners.push(bound);
     }
     Ok(listeners)
 }
@@ -43,8 +52,14 @@ pub enum ServeError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("no listener configured")]
     NoListener,
+    #[error("{given} bound listeners for {configured} configured ones")]
+    ListenerMismatch { given: usize, configured: usize },
     #[error("cannot load the broker's state")]
     Store(#[from] StoreError),
+    #[error("listener {address}")]
+    Transport { address: SocketAddr, source: tern_transport::TransportError },
+    #[error("authentication or ACL configuration")]
+    Auth(#[from] tern_auth::AuthError),
 }
 
 /// Serves MQTT on `listeners` until `shutdown` completes; then stops accepting, closes every
@@ -54,18 +69,24 @@ pub async fn serve(
     listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    serve_with_store(config, Arc::new(MemoryStore::default()), listeners, shutdown).await
+    serve_with_store(config, Arc::new(MemoryStore::default()), listeners, shutdown, Arc::new(Notify::new())).await
 }
 
-/// [`serve`] with the broker's durable state in `store`, loaded at start.
+/// [`serve`] with the broker's durable state in `store`, loaded at start. `listeners` are
+/// bound for `config.listeners`, in the same order. Each notification of `reload` re-reads
+/// the password file, the ACL and the certificates without dropping connected clients.
 pub async fn serve_with_store(
     config: Config,
     store: Arc<dyn Store>,
     listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()>,
+    reload: Arc<Notify>,
 ) -> Result<(), ServeError> {
     if listeners.is_empty() {
         return Err(ServeError::NoListener);
+    }
+    if listeners.len() != config.listeners.len() {
+        return Err(ServeError::ListenerMismatch { given: listeners.len(), configured: config.listeners.len() });
     }
     let broker = Arc::new(Broker::with_store(config.limits.clone(), config.features(), store)?);
     broker.set_shared_strategy(config.shared_strategy());
@@ -74,25 +95,31 @@ pub async fn serve_with_store(
     } else {
         warn!(data_dir = %config.storage.data_dir.display(), "Durable storage is not available yet; sessions and retained messages are kept in memory only");
     }
+    let security = Security::default();
+    security.load(&config.auth, &broker)?;
     let context = Arc::new(ConnectionContext {
         broker,
         connections: Arc::new(AtomicUsize::new(0)),
-        allow_anonymous: config.auth.allow_anonymous,
+        security,
         wills: WillBarrier::default(),
     });
+    let anonymous_default = config.auth.anonymous_allowed();
+    let mut listener_contexts = Vec::new();
+    for listener_config in &config.listeners {
+        listener_contexts.push(Arc::new(ListenerContext::new(listener_config.clone(), anonymous_default)?));
+    }
     let (shutdown_tx, shutdown_rx) = watch::channel(Phase::Running);
     let mut accept_loops = JoinSet::new();
-    for listener in listeners {
-        let addr = listener
-            .local_addr()
-            .map_err(|source| ServeError::Bind { addr: SocketAddr::from(([0, 0, 0, 0], 0)), source })?;
-        if config.auth.allow_anonymous && !addr.ip().is_loopback() {
+    for (listener, this) in listeners.into_iter().zip(&listener_contexts) {
+        let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: this.config.address, source })?;
+        if this.allow_anonymous && !addr.ip().is_loopback() {
             warn!(%addr, "Anonymous clients are accepted on a non-loopback listener; configure authentication or set auth.allow_anonymous = false");
         }
-        info!(kind = "mqtt", %addr, "listener ready");
-        accept_loops.spawn(accept_loop(listener, context.clone(), shutdown_rx.clone()));
+        info!(kind = this.config.protocol.name(), %addr, "listener ready");
+        accept_loops.spawn(accept_loop(listener, this.clone(), context.clone(), shutdown_rx.clone()));
     }
     let timers = tokio::spawn(run_timers(context.broker.clone(), shutdown_rx.clone()));
+    let reloader = tokio::spawn(run_reloads(reload, config.auth.clone(), context.clone(), listener_contexts));
     shutdown.await;
     info!("Shutting down: closing listeners and connections");
     let _ = shutdown_tx.send(Phase::PublishWills);
@@ -104,6 +131,7 @@ pub async fn serve_with_store(
     let drained =
         tokio::time::timeout(SHUTDOWN_GRACE, async { while accept_loops.join_next().await.is_some() {} }).await;
     timers.abort();
+    reloader.abort();
     if drained.is_err() {
         warn!("Some connections did not close within the shutdown grace period");
     }
@@ -140,27 +168,36 @@ impl tern_core::SessionWaker for TimerWaker {
     }
 }
 
-/// Accepts connections until shutdown, then waits for its connections to finish.
-async fn accept_loop(listener: TcpListener, context: Arc<ConnectionContext>, mut shutdown: PhaseReceiver) {
-    let mut connections = JoinSet::new();
+/// Re-reads passwords, the ACL and certificates on each reload request. A file that fails to
+/// load keeps the previous version in force, and the error is logged.
+async fn run_reloads(
+    reload: Arc<Notify>,
+    auth: AuthConfig,
+    context: Arc<ConnectionContext>,
+    listeners: Vec<Arc<ListenerContext>>,
+) {
     loop {
-        tokio::select! {
-            _ = shutdown.changed() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    connections.spawn(serve_connection(context.clone(), stream, peer, shutdown.clone()));
-                }
-                Err(error) => {
-                    // Usually EMFILE: back off instead of spinning.
-                    warn!(%error, "Accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            // Reap finished connection tasks so the set does not grow.
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        reload.notified().await;
+        info!("Reloading passwords, ACL and certificates");
+        if let Err(error) = context.security.load(&auth, &context.broker) {
+            warn!(error = %error_chain(&error), "Reload of authentication or ACL failed; keeping the previous ones");
+        }
+        for listener in &listeners {
+            if let Err(error) = listener.reload() {
+                warn!(error = %error_chain(&error), "Reload of certificates failed; keeping the previous ones");
+            }
         }
     }
-    drop(listener);
-    while connections.join_next().await.is_some() {}
+}
+
+/// An error with its sources, for logs.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -74,4 +74,3 @@ impl Transport {
         Ok((stream, Peer { addr, certificate }))
     }
 }
-

@@ -35,7 +35,9 @@ pub(crate) enum Parsed {
     Complete(ProxyHeader),
     /// The header is not complete; the buffer may grow to this many bytes without reading past
     /// the header's end where its length is known.
-    Incomplete { read_up_to: usize },
+    Incomplete {
+        read_up_to: usize,
+    },
 }
 
 /// Reads a PROXY header from `stream`. Returns the client's address it names (if any) and the
@@ -92,8 +94,8 @@ fn parse_v1(buf: &[u8]) -> Result<Parsed, String> {
             Ok(Parsed::Incomplete { read_up_to: V1_MAX_LEN })
         };
     };
-    let line = std::str::from_utf8(&buf[V1_PREFIX.len()..end])
-        .map_err(|_| "version 1 header is not ASCII".to_owned())?;
+    let line =
+        std::str::from_utf8(&buf[V1_PREFIX.len()..end]).map_err(|_| "version 1 header is not ASCII".to_owned())?;
     let fields: Vec<&str> = line.split(' ').collect();
     let source = match fields.as_slice() {
         ["UNKNOWN", ..] => None,

@@ -73,11 +73,9 @@ impl TlsAcceptor {
             (_, true) => ClientAuth::Required,
         };
         let builder = match &settings.client_ca {
-            Some(path) => builder.with_client_cert_verifier(client_verifier(
-                path,
-                settings.require_client_certificate,
-                provider,
-            )?),
+            Some(path) => {
+                builder.with_client_cert_verifier(client_verifier(path, settings.require_client_certificate, provider)?)
+            }
             None if settings.require_client_certificate => {
                 return Err(TransportError::Settings(
                     "a client certificate is required but no client CA is configured".to_owned(),

@@ -32,6 +32,8 @@ pub(crate) async fn accept<S>(stream: S, path: &str) -> Result<WsStream<S>, Tran
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    // The refusal's type is fixed by tungstenite's `Callback` trait.
+    #[allow(clippy::result_large_err)]
     let callback = |request: &Request, mut response: Response| {
         if request.uri().path() != path {
             let mut refusal = ErrorResponse::new(Some(format!("No MQTT WebSocket endpoint at this path; use {path}")));

@@ -2,6 +2,7 @@
 //! (`tern pub`, `tern sub`).
 
 mod client;
+mod passwd_cmd;
 mod pub_cmd;
 mod serve_cmd;
 mod sub_cmd;
@@ -28,6 +29,8 @@ enum Command {
     Pub(pub_cmd::PubArgs),
     /// Subscribe and print messages, like mosquitto_sub.
     Sub(sub_cmd::SubArgs),
+    /// Create or update a password file, like mosquitto_passwd.
+    Passwd(passwd_cmd::PasswdArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve_cmd::run(args),
         Some(Command::Pub(args)) => pub_cmd::run(args),
         Some(Command::Sub(args)) => sub_cmd::run(args),
+        Some(Command::Passwd(args)) => passwd_cmd::run(args),
     };
     match result {
         Ok(code) => code,

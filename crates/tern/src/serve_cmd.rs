@@ -6,16 +6,20 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use tern_server::Config;
+use tern_server::{Config, ListenerConfig, ListenerProtocol};
 
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServeArgs {
     /// TOML configuration file (see tern.example.toml).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Plain MQTT/TCP listener address; repeatable. Replaces the configured listeners.
+    /// Plain MQTT/TCP listener address; repeatable. Replaces the configured mqtt listeners.
     #[arg(long = "listen", value_name = "ADDR")]
     pub listen: Vec<SocketAddr>,
+    /// MQTT over WebSocket listener address (path /mqtt); repeatable. Replaces the configured
+    /// ws listeners.
+    #[arg(long = "ws-listen", value_name = "ADDR")]
+    pub ws_listen: Vec<SocketAddr>,
     /// Directory for durable data.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -29,9 +33,8 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
     };
-    if !args.listen.is_empty() {
-        config.listeners.mqtt = args.listen.clone();
-    }
+    replace_listeners(&mut config, ListenerProtocol::Mqtt, &args.listen);
+    replace_listeners(&mut config, ListenerProtocol::Ws, &args.ws_listen);
     if let Some(dir) = &args.data_dir {
         config.storage.data_dir = dir.clone();
     }
@@ -40,6 +43,15 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
     }
     config.validate()?;
     Ok(config)
+}
+
+/// Replaces the configured listeners of `protocol` by default ones at `addresses`, if any.
+fn replace_listeners(config: &mut Config, protocol: ListenerProtocol, addresses: &[SocketAddr]) {
+    if addresses.is_empty() {
+        return;
+    }
+    config.listeners.retain(|listener| listener.protocol != protocol);
+    config.listeners.extend(addresses.iter().map(|address| ListenerConfig::new(protocol, *address)));
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -51,8 +63,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         // Signal handlers are installed before the listeners exist, so a signal sent as soon
         // as the ready line appears is never lost to the default (killing) disposition.
         let shutdown = shutdown_signal().context("cannot install signal handlers")?;
+        let reload = reload_on_sighup().context("cannot install the SIGHUP handler")?;
         let listeners = tern_server::bind_listeners(&config).await?;
-        tern_server::serve(config, listeners, shutdown).await?;
+        let store = std::sync::Arc::new(tern_core::MemoryStore::default());
+        tern_server::serve_with_store(config, store, listeners, shutdown, reload).await?;
         anyhow::Ok(())
     })?;
     tracing::info!("Stopped");
@@ -65,6 +79,21 @@ fn init_logging() {
     // Colours only on a terminal, so that logs piped to a file or a test stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+}
+
+/// SIGHUP re-reads passwords, the ACL and certificates without dropping connected clients.
+fn reload_on_sighup() -> std::io::Result<std::sync::Arc<tokio::sync::Notify>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangup = signal(SignalKind::hangup())?;
+    let reload = std::sync::Arc::new(tokio::sync::Notify::new());
+    let notify = reload.clone();
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP received");
+            notify.notify_one();
+        }
+    });
+    Ok(reload)
 }
 
 /// Installs SIGINT and SIGTERM handlers now; the returned future completes on either.

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use tern_codec::{Connect, Disconnect, LastWill, Packet, Properties, ProtocolVersion, TopicName};
 
-use crate::broker::{Broker, Will};
 use crate::authz::ClientInfo;
+use crate::broker::{Broker, Will};
 use crate::client_id::ClientId;
 use crate::close::{CloseReason, ProtocolError};
 use crate::message::Message;

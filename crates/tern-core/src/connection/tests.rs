@@ -29,7 +29,15 @@ fn connect_packet(id: &str, clean: bool, keep_alive: u16) -> Connect {
 }
 
 fn try_connect(broker: &Arc<Broker>, id: &str, clean: bool, force: bool) -> Option<(Connection, bool)> {
-    match accept_connect(broker, connect_packet(id, clean, 0), Instant::now(), 1, Arc::new(NoopWaker), force, Default::default()) {
+    match accept_connect(
+        broker,
+        connect_packet(id, clean, 0),
+        Instant::now(),
+        1,
+        Arc::new(NoopWaker),
+        force,
+        Default::default(),
+    ) {
         ConnectOutcome::Accepted { connection, connack, .. } => Some((*connection, connack.session_present)),
         ConnectOutcome::Busy => None,
         _ => panic!("connect refused"),
@@ -37,7 +45,15 @@ fn try_connect(broker: &Arc<Broker>, id: &str, clean: bool, force: bool) -> Opti
 }
 
 fn connect(broker: &Arc<Broker>, id: &str, clean: bool, keep_alive: u16, now: Instant) -> (Connection, bool) {
-    match accept_connect(broker, connect_packet(id, clean, keep_alive), now, 1, Arc::new(NoopWaker), false, Default::default()) {
+    match accept_connect(
+        broker,
+        connect_packet(id, clean, keep_alive),
+        now,
+        1,
+        Arc::new(NoopWaker),
+        false,
+        Default::default(),
+    ) {
         ConnectOutcome::Accepted { connection, connack, .. } => (*connection, connack.session_present),
         _ => panic!("connect refused"),
     }

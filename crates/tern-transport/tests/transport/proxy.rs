@@ -1,13 +1,16 @@
 //! PROXY protocol versions 1 and 2 in front of TCP, TLS and WebSocket.
 
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use rustls::version::TLS12;
 use tern_transport::{Transport, TransportError};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::support::{client_config, serve_once, Pki, Scratch, HANDSHAKE_TIMEOUT};
+use crate::support::{client_config, serve_once, within, Pki, Scratch, HANDSHAKE_TIMEOUT};
 
 /// Sends `header` and `data` in one write, so that the server's first read may take both, and
 /// returns the peer the server saw and the bytes it read after the header.
@@ -15,9 +18,9 @@ async fn through_proxy(header: &[u8], data: &[u8]) -> (SocketAddr, SocketAddr, V
     let (addr, server) = serve_once(Transport::Tcp, true, HANDSHAKE_TIMEOUT).await;
     let mut client = TcpStream::connect(addr).await.expect("connect");
     client.write_all(&[header, data].concat()).await.expect("write");
-    let (mut stream, peer) = server.await.expect("server task").expect("handshake");
+    let (mut stream, peer) = within(server).await.expect("server task").expect("handshake");
     let mut received = vec![0; data.len()];
-    stream.read_exact(&mut received).await.expect("read after the header");
+    within(stream.read_exact(&mut received)).await.expect("read after the header");
     (peer.addr, client.local_addr().expect("client address"), received)
 }
 
@@ -94,7 +97,7 @@ async fn malformed_headers_are_rejected() {
         let (addr, server) = serve_once(Transport::Tcp, true, HANDSHAKE_TIMEOUT).await;
         let mut client = TcpStream::connect(addr).await.expect("connect");
         client.write_all(header).await.expect("write");
-        let result = server.await.expect("server task");
+        let result = within(server).await.expect("server task");
         assert!(
             matches!(result, Err(TransportError::ProxyHeader(_))),
             "{:?} gave {:?}",
@@ -110,7 +113,7 @@ async fn connection_closed_inside_the_header_is_rejected() {
     let mut client = TcpStream::connect(addr).await.expect("connect");
     client.write_all(b"PROXY TCP4 192.0").await.expect("write");
     drop(client);
-    let result = server.await.expect("server task");
+    let result = within(server).await.expect("server task");
     assert!(matches!(result, Err(TransportError::ProxyHeader(_))), "{:?}", result.map(|(_, peer)| peer));
 }
 
@@ -128,12 +131,12 @@ async fn v1_header_then_tls_in_the_same_segment() {
     let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
     let coalesced = Coalesce { header: Some(b"PROXY TCP4 192.0.2.7 198.51.100.1 56324 8883\r\n".to_vec()), tcp };
     let mut client = connector.connect(name, coalesced).await.expect("TLS connect");
-    let (mut stream, peer) = server.await.expect("server task").expect("handshake");
+    let (mut stream, peer) = within(server).await.expect("server task").expect("handshake");
     assert_eq!(peer.addr, "192.0.2.7:56324".parse().expect("address"));
     client.write_all(CONNECT).await.expect("client write");
     client.flush().await.expect("client flush");
     let mut received = vec![0; CONNECT.len()];
-    stream.read_exact(&mut received).await.expect("server read");
+    within(stream.read_exact(&mut received)).await.expect("server read");
     assert_eq!(received, CONNECT);
 }
 
@@ -144,52 +147,36 @@ struct Coalesce {
     tcp: TcpStream,
 }
 
-impl tokio::io::AsyncRead for Coalesce {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.tcp).poll_read(cx, buf)
+impl AsyncRead for Coalesce {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_read(cx, buf)
     }
 }
 
-impl tokio::io::AsyncWrite for Coalesce {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
+impl AsyncWrite for Coalesce {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         if let Some(header) = this.header.take() {
             // Loopback takes a small write whole; a short write would fail the test loudly.
             let segment = [&header[..], buf].concat();
-            return match std::pin::Pin::new(&mut this.tcp).poll_write(cx, &segment) {
-                std::task::Poll::Ready(Ok(n)) if n == segment.len() => std::task::Poll::Ready(Ok(buf.len())),
-                std::task::Poll::Ready(Ok(n)) => {
-                    std::task::Poll::Ready(Err(std::io::Error::other(format!("short write {n}"))))
-                }
-                std::task::Poll::Ready(Err(error)) => std::task::Poll::Ready(Err(error)),
-                std::task::Poll::Pending => {
+            return match Pin::new(&mut this.tcp).poll_write(cx, &segment) {
+                Poll::Ready(Ok(n)) if n == segment.len() => Poll::Ready(Ok(buf.len())),
+                Poll::Ready(Ok(n)) => Poll::Ready(Err(io::Error::other(format!("short write {n}")))),
+                Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+                Poll::Pending => {
                     this.header = Some(header);
-                    std::task::Poll::Pending
+                    Poll::Pending
                 }
             };
         }
-        std::pin::Pin::new(&mut this.tcp).poll_write(cx, buf)
+        Pin::new(&mut this.tcp).poll_write(cx, buf)
     }
 
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.tcp).poll_flush(cx)
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
     }
 
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.tcp).poll_shutdown(cx)
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
     }
 }

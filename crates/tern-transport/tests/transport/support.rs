@@ -190,3 +190,8 @@ pub async fn serve_once(
     });
     (addr, server)
 }
+
+/// Awaits `future`, failing the test instead of hanging if it takes more than ten seconds.
+pub async fn within<F: std::future::Future>(future: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(10), future).await.expect("timed out")
+}

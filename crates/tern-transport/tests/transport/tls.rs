@@ -8,7 +8,7 @@ use tern_transport::{CertificateIdentity, ClientAuth, TlsSettings, Transport, Tr
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::{client_config, pem, serve_once, tls_connect, Pki, Scratch, HANDSHAKE_TIMEOUT};
+use crate::support::{client_config, pem, serve_once, tls_connect, within, Pki, Scratch, HANDSHAKE_TIMEOUT};
 
 async fn exchange_over_tls(version: &'static rustls::SupportedProtocolVersion, expected: ProtocolVersion) {
     let pki = Pki::new("Tern test CA");
@@ -19,19 +19,19 @@ async fn exchange_over_tls(version: &'static rustls::SupportedProtocolVersion, e
 
     let mut client = tls_connect(client_config(&pki, version, None), addr).await.expect("TLS connect");
     assert_eq!(client.get_ref().1.protocol_version(), Some(expected));
-    let (mut stream, peer) = server.await.expect("server task").expect("handshake");
+    let (mut stream, peer) = within(server).await.expect("server task").expect("handshake");
     assert_eq!(peer.addr, client.get_ref().0.local_addr().expect("client address"));
     assert_eq!(peer.certificate, None);
 
     client.write_all(b"\x10\x0cCONNECT").await.expect("client write");
     client.flush().await.expect("client flush");
     let mut received = [0; 9];
-    stream.read_exact(&mut received).await.expect("server read");
+    within(stream.read_exact(&mut received)).await.expect("server read");
     assert_eq!(&received, b"\x10\x0cCONNECT");
     stream.write_all(b"\x20\x02\x00\x00").await.expect("server write");
     stream.flush().await.expect("server flush");
     let mut received = [0; 4];
-    client.read_exact(&mut received).await.expect("client read");
+    within(client.read_exact(&mut received)).await.expect("client read");
     assert_eq!(&received, b"\x20\x02\x00\x00");
 }
 
@@ -56,7 +56,7 @@ async fn required_client_certificate_refuses_a_client_without_one() {
     // With TLS 1.3 the client finishes its side before the server has judged its (absent)
     // certificate, so only the server's result is certain.
     let _client = tls_connect(client_config(&pki, &TLS13, None), addr).await;
-    let result = server.await.expect("server task");
+    let result = within(server).await.expect("server task");
     assert!(matches!(result, Err(TransportError::Tls(_))), "{:?}", result.map(|(_, peer)| peer));
 }
 
@@ -69,7 +69,7 @@ async fn client_certificate_from_another_ca_is_refused_even_when_optional() {
     let (addr, server) = serve_once(Transport::Tls(tls), false, HANDSHAKE_TIMEOUT).await;
 
     let _client = tls_connect(client_config(&pki, &TLS12, Some(&stranger)), addr).await;
-    let result = server.await.expect("server task");
+    let result = within(server).await.expect("server task");
     assert!(matches!(result, Err(TransportError::Tls(_))), "{:?}", result.map(|(_, peer)| peer));
 }
 
@@ -82,7 +82,7 @@ async fn identity_over(version: &'static rustls::SupportedProtocolVersion, requi
     let (addr, server) = serve_once(Transport::Tls(tls), false, HANDSHAKE_TIMEOUT).await;
 
     let mut client = tls_connect(client_config(&pki, version, Some(&client_identity)), addr).await.expect("connect");
-    let (mut stream, peer) = server.await.expect("server task").expect("handshake");
+    let (mut stream, peer) = within(server).await.expect("server task").expect("handshake");
     assert_eq!(
         peer.certificate,
         Some(CertificateIdentity {
@@ -97,7 +97,7 @@ async fn identity_over(version: &'static rustls::SupportedProtocolVersion, requi
     client.write_all(b"ping").await.expect("client write");
     client.flush().await.expect("client flush");
     let mut received = [0; 4];
-    stream.read_exact(&mut received).await.expect("server read");
+    within(stream.read_exact(&mut received)).await.expect("server read");
     assert_eq!(&received, b"ping");
 }
 
@@ -125,7 +125,7 @@ async fn optional_client_certificate_admits_a_client_without_one() {
     let (addr, server) = serve_once(Transport::Tls(tls), false, HANDSHAKE_TIMEOUT).await;
 
     let _client = tls_connect(client_config(&pki, &TLS13, None), addr).await.expect("connect");
-    let (_stream, peer) = server.await.expect("server task").expect("handshake");
+    let (_stream, peer) = within(server).await.expect("server task").expect("handshake");
     assert_eq!(peer.certificate, None);
 }
 
@@ -136,7 +136,7 @@ async fn silent_client_times_out_in_the_tls_handshake() {
     let tls = Transport::tls(&scratch.tls_settings(&pki, false, false)).expect("TLS settings");
     let (addr, server) = serve_once(Transport::Tls(tls), false, Duration::from_millis(200)).await;
     let _silent = TcpStream::connect(addr).await.expect("connect");
-    let result = server.await.expect("server task");
+    let result = within(server).await.expect("server task");
     assert!(matches!(result, Err(TransportError::Timeout)), "{:?}", result.map(|(_, peer)| peer));
 }
 
@@ -170,7 +170,7 @@ async fn sec1_ec_private_key_loads() {
     let tls = Transport::tls(&settings).expect("SEC1 key");
     let (addr, server) = serve_once(Transport::Tls(tls), false, HANDSHAKE_TIMEOUT).await;
     let _client = tls_connect(client_config(&pki, &TLS13, None), addr).await.expect("connect");
-    server.await.expect("server task").expect("handshake");
+    within(server).await.expect("server task").expect("handshake");
 }
 
 #[test]

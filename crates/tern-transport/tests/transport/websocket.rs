@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::http::{header, HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::support::{client_config, serve_once, tls_connect, Pki, Scratch, HANDSHAKE_TIMEOUT};
+use crate::support::{client_config, serve_once, tls_connect, within, Pki, Scratch, HANDSHAKE_TIMEOUT};
 
 fn ws_transport() -> Transport {
     Transport::WebSocket { path: "/mqtt".to_owned() }
@@ -43,7 +43,7 @@ async fn open(subprotocols: Option<&str>) -> (WebSocketStream<TcpStream>, Option
     let (addr, server) = serve_once(ws_transport(), false, HANDSHAKE_TIMEOUT).await;
     let tcp = TcpStream::connect(addr).await.expect("connect");
     let (client, chosen) = ws_connect(tcp, "ws://127.0.0.1/mqtt", subprotocols).await.expect("WebSocket connect");
-    let (stream, peer) = server.await.expect("server task").expect("handshake");
+    let (stream, peer) = within(server).await.expect("server task").expect("handshake");
     assert_eq!(peer.certificate, None);
     (client, chosen, stream)
 }
@@ -81,7 +81,7 @@ async fn other_path_gets_http_404_and_the_connection_closes() {
         Err(WsError::Http(response)) => assert_eq!(response.status(), StatusCode::NOT_FOUND),
         other => panic!("expected HTTP 404, got {:?}", other.map(|(_, chosen)| chosen)),
     }
-    let result = server.await.expect("server task");
+    let result = within(server).await.expect("server task");
     assert!(matches!(&result, Err(TransportError::WebSocket(reason)) if reason.contains("404")), "{:?}", result.err());
 }
 
@@ -90,7 +90,7 @@ async fn plain_http_request_is_refused() {
     let (addr, server) = serve_once(ws_transport(), false, HANDSHAKE_TIMEOUT).await;
     let mut tcp = TcpStream::connect(addr).await.expect("connect");
     tcp.write_all(b"GET /mqtt HTTP/1.1\r\nHost: localhost\r\n\r\n").await.expect("write");
-    let result = server.await.expect("server task");
+    let result = within(server).await.expect("server task");
     assert!(matches!(result, Err(TransportError::WebSocket(_))), "{:?}", result.map(|(_, peer)| peer));
 }
 
@@ -107,19 +107,22 @@ where
     }
     client.send(Message::binary(b"\xc0\x00\xe0\x00".to_vec())).await.expect("client send");
     let mut received = [0; 22];
-    stream.read_exact(&mut received).await.expect("server read");
+    within(stream.read_exact(&mut received)).await.expect("server read");
     assert_eq!(&received[..18], connect);
     assert_eq!(&received[18..], b"\xc0\x00\xe0\x00");
 
     stream.write_all(b"\x20\x02\x00\x00").await.expect("server write");
     stream.flush().await.expect("server flush");
-    assert_eq!(client.next().await.expect("message").expect("binary"), Message::binary(b"\x20\x02\x00\x00".to_vec()));
+    assert_eq!(
+        within(client.next()).await.expect("message").expect("binary"),
+        Message::binary(b"\x20\x02\x00\x00".to_vec())
+    );
 
     // A message larger than the reader's buffer is handed out in order.
     let large: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     client.send(Message::binary(large.clone())).await.expect("client send");
     let mut received = vec![0; large.len()];
-    stream.read_exact(&mut received).await.expect("server read");
+    within(stream.read_exact(&mut received)).await.expect("server read");
     assert_eq!(received, large);
 }
 
@@ -135,16 +138,16 @@ async fn pings_are_answered_and_skipped() {
     client.send(Message::Ping(b"hi".to_vec().into())).await.expect("ping");
     client.send(Message::binary(b"\xc0\x00".to_vec())).await.expect("client send");
     let mut received = [0; 2];
-    stream.read_exact(&mut received).await.expect("server read");
+    within(stream.read_exact(&mut received)).await.expect("server read");
     assert_eq!(&received, b"\xc0\x00");
-    assert_eq!(client.next().await.expect("message").expect("pong"), Message::Pong(b"hi".to_vec().into()));
+    assert_eq!(within(client.next()).await.expect("message").expect("pong"), Message::Pong(b"hi".to_vec().into()));
 }
 
 #[tokio::test]
 async fn text_message_is_a_read_error() {
     let (mut client, _, mut stream) = open(Some("mqtt")).await;
     client.send(Message::text("\u{10}")).await.expect("client send");
-    let error = stream.read(&mut [0; 16]).await.expect_err("text is refused");
+    let error = within(stream.read(&mut [0; 16])).await.expect_err("text is refused");
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
 }
 
@@ -154,7 +157,7 @@ async fn close_frame_is_end_of_stream() {
     client.send(Message::binary(b"\xe0\x00".to_vec())).await.expect("client send");
     client.close(None).await.expect("close");
     let mut received = Vec::new();
-    stream.read_to_end(&mut received).await.expect("server read to end");
+    within(stream.read_to_end(&mut received)).await.expect("server read to end");
     assert_eq!(received, b"\xe0\x00");
 }
 
@@ -162,7 +165,7 @@ async fn close_frame_is_end_of_stream() {
 async fn server_shutdown_sends_a_close_frame() {
     let (mut client, _, mut stream) = open(Some("mqtt")).await;
     stream.shutdown().await.expect("shutdown");
-    assert!(matches!(client.next().await, Some(Ok(Message::Close(_)))));
+    assert!(matches!(within(client.next()).await, Some(Ok(Message::Close(_)))));
 }
 
 #[tokio::test]
@@ -178,7 +181,7 @@ async fn websocket_over_tls_with_client_certificate() {
     let (mut client, chosen) =
         ws_connect(tls_client, "wss://localhost/mqtt", Some("mqtt")).await.expect("WebSocket connect");
     assert_eq!(chosen.as_deref(), Some("mqtt"));
-    let (mut stream, peer) = server.await.expect("server task").expect("handshake");
+    let (mut stream, peer) = within(server).await.expect("server task").expect("handshake");
     assert_eq!(
         peer.certificate,
         Some(CertificateIdentity {

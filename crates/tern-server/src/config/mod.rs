@@ -7,6 +7,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use tern_core::{Features, Limits, Strategy};
 
+mod auth;
+mod listener;
+
+pub use auth::{AuthConfig, HttpHookConfig, JwtConfig};
+pub use listener::{CertificateUsername, ListenerConfig, ListenerProtocol, TlsConfig};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read configuration file {path}")]
@@ -18,10 +24,11 @@ pub enum ConfigError {
 }
 
 /// The whole configuration, with defaults for everything.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    pub listeners: ListenersConfig,
+    /// Where clients connect: `[[listeners]]` tables, plain MQTT on 127.0.0.1:1883 by default.
+    pub listeners: Vec<ListenerConfig>,
     /// Budgets and limits; the keys are the fields of [`Limits`], documented there.
     pub limits: Limits,
     pub mqtt: MqttConfig,
@@ -29,16 +36,15 @@ pub struct Config {
     pub auth: AuthConfig,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ListenersConfig {
-    /// Plain MQTT over TCP.
-    pub mqtt: Vec<SocketAddr>,
-}
-
-impl Default for ListenersConfig {
+impl Default for Config {
     fn default() -> Self {
-        ListenersConfig { mqtt: vec![SocketAddr::from(([127, 0, 0, 1], 1883))] }
+        Config {
+            listeners: vec![ListenerConfig::mqtt(SocketAddr::from(([127, 0, 0, 1], 1883)))],
+            limits: Limits::default(),
+            mqtt: MqttConfig::default(),
+            storage: StorageConfig::default(),
+            auth: AuthConfig::default(),
+        }
     }
 }
 
@@ -69,18 +75,6 @@ pub struct StorageConfig {
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig { data_dir: PathBuf::from("./tern-data"), in_memory: false }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthConfig {
-    pub allow_anonymous: bool,
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        AuthConfig { allow_anonymous: true }
     }
 }
 
@@ -126,6 +120,13 @@ impl Config {
                 self.mqtt.shared_subscription_strategy
             )));
         }
+        if self.listeners.is_empty() {
+            return Err(ConfigError::Invalid("at least one [[listeners]] entry is needed".into()));
+        }
+        for (index, listener) in self.listeners.iter().enumerate() {
+            listener.validate().map_err(|message| ConfigError::Invalid(format!("listeners[{index}]: {message}")))?;
+        }
+        self.auth.validate().map_err(ConfigError::Invalid)?;
         if limits.connect_timeout_secs == 0 {
             return Err(ConfigError::Invalid("limits.connect_timeout_secs must be at least 1".into()));
         }
@@ -173,12 +174,15 @@ mod tests {
     fn invalid_values_are_refused() {
         assert!(Config::from_toml("[limits]\nmax_inflight_messages = 0\n").is_err());
         assert!(Config::from_toml("[limits]\nmax_packet_size = 1\n").is_err());
-        assert!(Config::from_toml("[listeners]\nmqtt = [\"not an address\"]\n").is_err());
+        assert!(Config::from_toml("[[listeners]]\nprotocol = \"mqtt\"\naddress = \"not an address\"\n").is_err());
+        let tls_without_files = "[[listeners]]\nprotocol = \"mqtts\"\naddress = \"127.0.0.1:8883\"\n";
+        let error = Config::from_toml(tls_without_files).unwrap_err().to_string();
+        assert!(error.contains("listeners[0]") && error.contains("tls"), "{error}");
     }
 
     #[test]
     fn example_file_parses() {
-        let text = include_str!("../../../tern.example.toml");
+        let text = include_str!("../../../../tern.example.toml");
         Config::from_toml(text).unwrap();
     }
 }
