@@ -56,6 +56,8 @@ pub enum CloseReason {
     TopicAliasInvalid(u16),
     #[error("client exceeded its publish rate")]
     MessageRateTooHigh,
+    #[error("topic name longer or deeper than the broker allows")]
+    TopicNameInvalid,
     #[error("server shutting down")]
     ServerShutdown,
 }
@@ -79,6 +81,7 @@ impl CloseReason {
             CloseReason::ReceiveMaximumExceeded => Some(0x93),
             CloseReason::TopicAliasInvalid(_) => Some(0x94),
             CloseReason::MessageRateTooHigh => Some(0x96),
+            CloseReason::TopicNameInvalid => Some(0x90),
             CloseReason::ServerShutdown => Some(0x8B),
         }
     }

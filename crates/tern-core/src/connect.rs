@@ -118,7 +118,10 @@ pub fn accept_connect(
         assigned = v5.then(|| generated.to_string());
         generated
     } else {
-        if connect.protocol == ProtocolVersion::V3_1 && connect.client_id.chars().count() > MQTT31_MAX_CLIENT_ID {
+        let too_long = connect.client_id.len() > broker.limits.max_client_id_length;
+        if too_long
+            || (connect.protocol == ProtocolVersion::V3_1 && connect.client_id.chars().count() > MQTT31_MAX_CLIENT_ID)
+        {
             return refuse(broker, &connect, Refusal::IdentifierRejected);
         }
         ClientId::new(&connect.client_id)

@@ -33,6 +33,24 @@ pub struct Limits {
     pub max_publish_rate: u32,
     /// PUBLISH payload bytes one client may send per second, as above. 0 means no limit.
     pub max_publish_bytes_rate: u32,
+    /// Longest client identifier accepted, in bytes; longer ones are refused (CONNACK 0x02 /
+    /// 0x85).
+    pub max_client_id_length: usize,
+    /// Longest topic name or filter, in bytes. A longer PUBLISH topic closes the connection
+    /// (5.0: DISCONNECT 0x90); a longer filter gets a SUBACK failure.
+    pub max_topic_length: usize,
+    /// Most `/`-separated levels in a topic name or filter, treated like the length.
+    pub max_topic_levels: usize,
+    /// Subscriptions one session may hold; a new one beyond it gets a SUBACK failure (5.0:
+    /// 0x97 Quota exceeded). 0 means no limit.
+    pub max_subscriptions_per_client: usize,
+}
+
+impl Limits {
+    /// Whether a topic name or filter is within the length and level limits.
+    pub fn topic_within_limits(&self, topic: &str) -> bool {
+        topic.len() <= self.max_topic_length && topic.split('/').count() <= self.max_topic_levels
+    }
 }
 
 impl Default for Limits {
@@ -49,6 +67,10 @@ impl Default for Limits {
             max_keep_alive: 0,
             max_publish_rate: 0,
             max_publish_bytes_rate: 0,
+            max_client_id_length: 256,
+            max_topic_length: 65_535,
+            max_topic_levels: 128,
+            max_subscriptions_per_client: 0,
         }
     }
 }

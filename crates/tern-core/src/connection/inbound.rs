@@ -30,6 +30,9 @@ impl Connection {
             return Err(CloseReason::MessageRateTooHigh);
         }
         let topic = self.resolve_topic(&publish)?;
+        if !self.broker.limits.topic_within_limits(topic.as_str()) {
+            return Err(CloseReason::TopicNameInvalid);
+        }
         let v5 = self.is_v5();
         if v5 {
             if !publish.properties.subscription_identifiers.is_empty() {

@@ -14,6 +14,7 @@ use crate::subscriptions::Subscription;
 /// 5.0 reason codes of SUBACK and UNSUBACK used here.
 const TOPIC_FILTER_INVALID: u8 = 0x8F;
 const NOT_AUTHORIZED: u8 = 0x87;
+const QUOTA_EXCEEDED: u8 = 0x97;
 const NO_SUBSCRIPTION_EXISTED: u8 = 0x11;
 
 impl Connection {
@@ -36,6 +37,18 @@ impl Connection {
                 return_codes.push(invalid);
                 continue;
             };
+            if !self.broker.limits.topic_within_limits(filter.as_str()) {
+                return_codes.push(invalid);
+                continue;
+            }
+            let max_subscriptions = self.broker.limits.max_subscriptions_per_client;
+            if max_subscriptions != 0
+                && state.subscriptions.len() >= max_subscriptions
+                && !state.subscriptions.contains_key(&filter)
+            {
+                return_codes.push(if v5 { QUOTA_EXCEEDED } else { SubAck::FAILURE });
+                continue;
+            }
             let shared = SharedFilter::is_shared(filter.as_str());
             // Read permission is decided here, once per subscription ([MQTT-3.8.4-?]); for a
             // shared subscription it is the shared filter that must be readable.
