@@ -27,6 +27,10 @@
 //! So `topic` lines before the first `user` line apply to anonymous clients only (no user
 //! name), `topic` lines after `user NAME` to that user only, and `pattern` lines to everyone.
 //!
+//! Beyond mosquitto, a `pattern` level may be `%{name}`: the value of an attribute the
+//! authenticator vouched for, such as a JWT claim (`pattern readwrite tenants/%{tenant}/#`).
+//! A client without that attribute gets nothing from the rule.
+//!
 //! Where Tern is stricter than mosquitto, it says so with an error naming the file and line
 //! instead of ignoring the line: an unknown keyword, `user` without a name, an access word
 //! without a topic, an invalid topic filter, or `%c`/`%u` sharing a level with other text.
@@ -96,6 +100,9 @@ enum RuleLevel {
     ClientId,
     /// `%u` in a `pattern` line.
     Username,
+    /// `%{name}` in a `pattern` line: the value of an attribute the authenticator vouched for
+    /// (a JWT claim, an HTTP hook attribute). A client without it gets nothing from the rule.
+    Attribute(Box<str>),
 }
 
 /// What `%c` or `%u` stands for, for one client.
@@ -130,6 +137,13 @@ enum Applies {
 struct Client<'a> {
     client_id: Value<'a>,
     username: Value<'a>,
+    attributes: &'a [(String, String)],
+}
+
+impl<'a> Client<'a> {
+    fn attribute(&self, name: &str) -> Value<'a> {
+        Value::of(self.attributes.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str()))
+    }
 }
 
 impl Rule {
@@ -139,6 +153,7 @@ impl Rule {
             let value = match level {
                 RuleLevel::ClientId => client.client_id,
                 RuleLevel::Username => client.username,
+                RuleLevel::Attribute(name) => client.attribute(name),
                 _ => continue,
             };
             match value {
@@ -162,6 +177,7 @@ impl Rule {
             RuleLevel::MultiWildcard => Level::MultiWildcard,
             RuleLevel::ClientId => Level::Literal(text(client.client_id)),
             RuleLevel::Username => Level::Literal(text(client.username)),
+            RuleLevel::Attribute(name) => Level::Literal(text(client.attribute(name))),
         })
     }
 }
@@ -218,6 +234,7 @@ impl AclFile {
         let values = Client {
             client_id: Value::of(Some(client.client_id.as_str())),
             username: Value::of(client.username.as_deref()),
+            attributes: &client.attributes,
         };
         let target = || target.split('/').map(Level::parse);
         let rules = self.rules_for(client);
@@ -261,7 +278,12 @@ fn parse_rule(keyword: &'static str, rest: &str, substitute: bool) -> Result<Rul
             "#" => Ok(RuleLevel::MultiWildcard),
             "%c" if substitute => Ok(RuleLevel::ClientId),
             "%u" if substitute => Ok(RuleLevel::Username),
-            literal if substitute && (literal.contains("%c") || literal.contains("%u")) => {
+            attribute
+                if substitute && attribute.starts_with("%{") && attribute.ends_with('}') && attribute.len() > 3 =>
+            {
+                Ok(RuleLevel::Attribute(attribute[2..attribute.len() - 1].into()))
+            }
+            literal if substitute && (literal.contains("%c") || literal.contains("%u") || literal.contains("%{")) => {
                 Err(LineError::PartialSubstitution(topic.to_owned()))
             }
             literal => Ok(RuleLevel::Literal(literal.into())),
@@ -311,6 +333,8 @@ mod tests {
         assert_eq!(rule("pattern read a/%c/%u").unwrap().levels[1..], [RuleLevel::ClientId, RuleLevel::Username]);
         assert_eq!(rule("topic read a/%c").unwrap().levels[1], RuleLevel::Literal("%c".into()));
         assert_eq!(rule("pattern read a/x%c"), Err(LineError::PartialSubstitution("a/x%c".into())));
+        assert_eq!(rule("pattern read t/%{tenant}/#").unwrap().levels[1], RuleLevel::Attribute("tenant".into()));
+        assert_eq!(rule("pattern read a/x%{tenant}"), Err(LineError::PartialSubstitution("a/x%{tenant}".into())));
     }
 
     #[test]
@@ -327,7 +351,7 @@ mod tests {
         assert!(matches!(Value::of(Some("#")), Value::Unsafe));
         assert!(matches!(Value::of(Some("")), Value::Unsafe));
         assert!(matches!(Value::of(None), Value::Missing));
-        let client = Client { client_id: Value::of(Some("+")), username: Value::Missing };
+        let client = Client { client_id: Value::of(Some("+")), username: Value::Missing, attributes: &[] };
         assert_eq!(rule("pattern read a/%c").unwrap().applies(&client), Applies::Unsafe);
         assert_eq!(rule("pattern read a/%u").unwrap().applies(&client), Applies::No);
         assert_eq!(rule("pattern read a/%u/%c").unwrap().applies(&client), Applies::Unsafe);

@@ -201,3 +201,20 @@ fn whitespace_and_crlf_are_tolerated() {
     let alice = client("c", Some("alice"));
     assert!(acl.read(&alice, "a b/c"), "a topic may contain spaces after the access word");
 }
+
+/// `%{name}` patterns take their value from attributes the authenticator vouched for (JWT
+/// claims), so claims are usable in ACL rules.
+#[test]
+fn attribute_patterns_use_authenticator_attributes() {
+    let acl = acl_file("pattern readwrite tenants/%{tenant}/#\n");
+    let mut acme = client("device-1", Some("device-1"));
+    acme.attributes = vec![("tenant".into(), "acme".into())];
+    assert!(acl.publish(&acme, "tenants/acme/telemetry"));
+    assert!(!acl.publish(&acme, "tenants/globex/telemetry"));
+    // No such attribute: the rule grants nothing.
+    assert!(!acl.publish(&client("device-2", Some("device-2")), "tenants/acme/telemetry"));
+    // A value that is not one level is never substituted.
+    let mut sneaky = client("device-3", Some("device-3"));
+    sneaky.attributes = vec![("tenant".into(), "acme/#".into())];
+    assert!(!acl.publish(&sneaky, "tenants/acme/x"));
+}

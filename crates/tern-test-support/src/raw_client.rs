@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tern_codec::{decode, encode, ConnAck, Connect, DecodeOptions, Packet, ProtocolVersion, Publish, QoS};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::packets;
@@ -13,8 +13,13 @@ use crate::packets;
 /// How long a test waits for a packet it expects.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A byte stream a client speaks MQTT over: TCP, TLS, or a WebSocket bridged to bytes.
+trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> ClientStream for S {}
+
 pub struct RawClient {
-    stream: TcpStream,
+    stream: Box<dyn ClientStream>,
     rbuf: BytesMut,
     pub version: ProtocolVersion,
 }
@@ -36,7 +41,24 @@ impl RawClient {
             .expect("connect timed out")
             .expect("connect to the test broker");
         stream.set_nodelay(true).expect("nodelay");
-        RawClient { stream, rbuf: BytesMut::new(), version }
+        RawClient::over(stream, version)
+    }
+
+    /// A client over an already open stream (TLS, a WebSocket from [`crate::websocket`], or a
+    /// TCP connection that has sent a PROXY header); nothing is sent.
+    pub fn over(stream: impl AsyncRead + AsyncWrite + Unpin + Send + 'static, version: ProtocolVersion) -> RawClient {
+        RawClient { stream: Box::new(stream), rbuf: BytesMut::new(), version }
+    }
+
+    /// Sends `connect` over an already open stream and returns the client with the CONNACK.
+    pub async fn connect_over(
+        stream: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        connect: Connect,
+    ) -> (RawClient, ConnAck) {
+        let mut client = RawClient::over(stream, connect.protocol);
+        client.send(Packet::Connect(Box::new(connect))).await;
+        let connack = client.expect_connack().await;
+        (client, connack)
     }
 
     /// Opens a connection, sends `connect`, and returns the client with the CONNACK.
