@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use tern_codec::TopicFilterError;
 
-/// Why a password file, an ACL file or a `tern passwd` request could not be used.
+/// Why a password file, a SCRAM file, an ACL file or a `tern passwd` request could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// The file could not be read or written.
@@ -53,7 +53,7 @@ pub enum AuthError {
     HttpHookTimeout(std::time::Duration),
 }
 
-/// What is wrong with one line of a password or ACL file. Never quotes a password hash, so
+/// What is wrong with one line of a password, SCRAM or ACL file. Never quotes a password hash or key, so
 /// the error can be logged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LineError {
@@ -67,6 +67,12 @@ pub enum LineError {
     UnknownHashFormat,
     #[error("malformed password hash: {0}")]
     MalformedHash(&'static str),
+    #[error("malformed SCRAM entry: {0}")]
+    MalformedScram(&'static str),
+    #[error("unsupported SCRAM mechanism: expected SCRAM-SHA-256 or SCRAM-SHA-512")]
+    UnknownScramMechanism,
+    #[error("user {0:?} has a second {1} entry")]
+    DuplicateScramUser(String, &'static str),
     #[error("unknown keyword {0:?}: expected `user`, `topic` or `pattern`")]
     UnknownKeyword(String),
     #[error("`user` without a user name")]

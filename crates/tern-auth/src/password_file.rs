@@ -24,7 +24,7 @@ use crate::error::{AuthError, LineError};
 use hash::PasswordHash;
 
 pub use hash::PBKDF2_ITERATIONS;
-pub use passwd::{apply_passwd, PasswdRequest};
+pub use passwd::{apply_passwd, apply_scram_passwd, PasswdRequest};
 
 /// The outcome of checking a password against the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,8 +265,8 @@ async fn verify_off_the_runtime(hash: Arc<PasswordHash>, password: Vec<u8>) -> b
     }
 }
 
-/// Usernames are stored before the first `:` of a line, one per line.
-fn validate_username(username: &str) -> Result<(), AuthError> {
+/// Usernames are stored (here and in the SCRAM file) before the first `:` of a line, one per line.
+pub(crate) fn validate_username(username: &str) -> Result<(), AuthError> {
     let reason = if username.is_empty() {
         "it is empty"
     } else if username.contains(':') {
@@ -284,7 +284,7 @@ fn validate_username(username: &str) -> Result<(), AuthError> {
 }
 
 /// A fresh name beside `path`, on the same file system so that the rename is atomic.
-fn temporary_path(path: &Path) -> PathBuf {
+pub(crate) fn temporary_path(path: &Path) -> PathBuf {
     let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
     let mut suffix = [0u8; 6];
     // A predictable name would only risk a failed create_new, never a wrong write.
@@ -293,7 +293,7 @@ fn temporary_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{suffix}.tmp"))
 }
 
-fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

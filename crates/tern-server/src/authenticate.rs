@@ -41,8 +41,12 @@ pub async fn authenticate(
     connect: &Connect,
     peer: &Peer,
 ) -> Result<ConnectIdentity, AuthRefusal> {
-    let identity =
-        |username: Option<String>, attributes| ConnectIdentity { username, peer: Some(peer.addr), attributes };
+    let identity = |username: Option<String>, attributes| ConnectIdentity {
+        username,
+        peer: Some(peer.addr),
+        attributes,
+        enhanced_authentication: false,
+    };
     if let Some(from) = listener.username_from_certificate {
         let name = peer.certificate.as_ref().and_then(|cert| match from {
             CertificateUsername::Cn => cert.common_name.clone(),

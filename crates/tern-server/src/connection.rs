@@ -10,14 +10,17 @@ use bytes::BytesMut;
 use tern_codec::{
     decode, encode, ConnAck, ConnectReturnCode, DecodeError, DecodeOptions, Packet, Properties, ProtocolVersion,
 };
-use tern_core::{accept_connect, Broker, CloseReason, ConnectOutcome, Connection, Metrics, SessionWaker};
+use tern_core::{
+    accept_connect, Broker, CloseReason, ConnectIdentity, ConnectOutcome, Connection, Metrics, SessionWaker,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
 use tern_transport::Peer;
 
-use crate::authenticate::authenticate;
+use crate::authenticate::{authenticate, AuthRefusal};
+use crate::enhanced_auth::{enhanced_authenticate, EnhancedAuth};
 use crate::listener::ListenerContext;
 use crate::security::Security;
 use crate::shutdown::{Phase, PhaseReceiver, WillBarrier};
@@ -85,8 +88,11 @@ async fn run<S>(
     let peer = transport_peer.addr;
     let mut rbuf = BytesMut::new();
     let connect_timeout = Duration::from_secs(broker.limits.connect_timeout_secs);
+    // The CONNECT itself says which version the rest is in.
+    let first_options =
+        DecodeOptions { version: ProtocolVersion::V3_1_1, max_packet_size: broker.limits.max_packet_size };
     let first = tokio::select! {
-        first = tokio::time::timeout(connect_timeout, read_first_packet(&mut stream, &mut rbuf, broker.limits.max_packet_size)) => first,
+        first = tokio::time::timeout(connect_timeout, read_packet(&mut stream, &mut rbuf, &first_options)) => first,
         _ = shutdown.changed() => return,
     };
     let connect = match first {
@@ -120,14 +126,22 @@ async fn run<S>(
         }
     };
     let version = connect.protocol;
-    let identity = match authenticate(context, listener, &connect, &transport_peer).await {
-        Ok(identity) => identity,
-        Err(refusal) => {
-            let connack =
-                ConnAck { session_present: false, code: refusal.code(version), properties: Properties::default() };
-            let _ = write_packets(&mut stream, &[Packet::ConnAck(connack)], version).await;
-            return;
+    // Server-final of a SCRAM exchange, for CONNACK's Authentication Method and Data.
+    let mut enhanced_reply = None;
+    let exchange = enhanced_authenticate(context, &connect, &transport_peer, &mut stream, &mut rbuf, connect_timeout);
+    let identity = match exchange.await {
+        EnhancedAuth::NotApplicable => match authenticate(context, listener, &connect, &transport_peer).await {
+            Ok(identity) => identity,
+            Err(refusal) => return refuse_connect(&mut stream, refusal, version).await,
+        },
+        // Unauthenticated on purpose: accept_connect refuses it with 0x8C and a reason string.
+        EnhancedAuth::Unsupported => ConnectIdentity { peer: Some(peer), ..ConnectIdentity::default() },
+        EnhancedAuth::Authenticated { identity, method, connack_data } => {
+            enhanced_reply = Some((method, connack_data));
+            identity
         }
+        EnhancedAuth::Refused(refusal) => return refuse_connect(&mut stream, refusal, version).await,
+        EnhancedAuth::Close => return,
     };
 
     let waker = Arc::new(TaskWaker::default());
@@ -144,7 +158,14 @@ async fn run<S>(
     };
     let (mut connection, connack, previous_owner) = match outcome {
         ConnectOutcome::Busy => unreachable!("the loop above only ends on another outcome"),
-        ConnectOutcome::Accepted { connection, connack, previous_owner } => (connection, connack, previous_owner),
+        ConnectOutcome::Accepted { connection, mut connack, previous_owner } => {
+            if let Some((method, data)) = enhanced_reply {
+                // [MQTT-4.12.0-5]: the CONNACK that ends an exchange carries its method.
+                connack.properties.authentication_method = Some(method);
+                connack.properties.authentication_data = Some(data);
+            }
+            (connection, connack, previous_owner)
+        }
         ConnectOutcome::Refused(connack) => {
             debug!(%peer, code = connack.code.0, "CONNECT refused");
             let _ = write_packets(&mut stream, &[Packet::ConnAck(connack)], version).await;
@@ -181,19 +202,19 @@ async fn run<S>(
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
 }
 
-enum ReadError {
+pub(crate) enum ReadError {
     Io,
     Decode(DecodeError),
 }
 
-async fn read_first_packet<S: AsyncRead + Unpin>(
+/// Reads until `rbuf` holds a whole packet, and decodes it.
+pub(crate) async fn read_packet<S: AsyncRead + Unpin>(
     stream: &mut S,
     rbuf: &mut BytesMut,
-    max_packet_size: usize,
+    options: &DecodeOptions,
 ) -> Result<Packet, ReadError> {
-    let options = DecodeOptions { version: ProtocolVersion::V3_1_1, max_packet_size };
     loop {
-        if let Some(packet) = decode(rbuf, &options).map_err(ReadError::Decode)? {
+        if let Some(packet) = decode(rbuf, options).map_err(ReadError::Decode)? {
             return Ok(packet);
         }
         rbuf.reserve(READ_CHUNK);
@@ -204,6 +225,12 @@ async fn read_first_packet<S: AsyncRead + Unpin>(
     }
 }
 
+/// Answers CONNACK with `refusal`'s code; the caller then closes.
+async fn refuse_connect<S: AsyncWrite + Unpin>(stream: &mut S, refusal: AuthRefusal, version: ProtocolVersion) {
+    let connack = ConnAck { session_present: false, code: refusal.code(version), properties: Properties::default() };
+    let _ = write_packets(stream, &[Packet::ConnAck(connack)], version).await;
+}
+
 fn encode_all(packets: &mut Vec<Packet>, version: ProtocolVersion, wbuf: &mut BytesMut) {
     for packet in packets.drain(..) {
         if let Err(error) = encode(&packet, version, wbuf) {
@@ -212,7 +239,7 @@ fn encode_all(packets: &mut Vec<Packet>, version: ProtocolVersion, wbuf: &mut By
     }
 }
 
-async fn write_packets<S: AsyncWrite + Unpin>(
+pub(crate) async fn write_packets<S: AsyncWrite + Unpin>(
     stream: &mut S,
     packets: &[Packet],
     version: ProtocolVersion,

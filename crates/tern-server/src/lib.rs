@@ -7,6 +7,7 @@
 mod authenticate;
 mod config;
 mod connection;
+mod enhanced_auth;
 mod listener;
 mod security;
 mod shutdown;

@@ -6,22 +6,30 @@ use std::time::Duration;
 
 use tern_auth::{
     AclFile, Authenticator, Chain, HttpHook, HttpHookSettings, JwtAlgorithm, JwtAuthenticator, JwtSettings,
-    PasswordFile, TokenSource,
+    PasswordFile, ScramFile, TokenSource,
 };
 use tern_core::{AllowAll, Broker, SharedAuthorizer};
 
 use crate::config::AuthConfig;
 use crate::ServeError;
 
-/// The authenticators in force. Replaced whole on reload.
+/// The authenticators in force. Replaced whole on reload. Each lock is held only to clone or
+/// replace an `Arc`, never across an `.await` and never with the other one.
 #[derive(Default)]
 pub struct Security {
     chain: RwLock<Arc<Chain>>,
+    /// The SCRAM credentials for enhanced authentication, when `[auth] scram_file` is set.
+    scram: RwLock<Option<Arc<ScramFile>>>,
 }
 
 impl Security {
     pub fn chain(&self) -> Arc<Chain> {
         self.chain.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The SCRAM credentials, if a SCRAM file is configured.
+    pub fn scram(&self) -> Option<Arc<ScramFile>> {
+        self.scram.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Loads every configured backend and the ACL; on error nothing is replaced.
@@ -47,11 +55,16 @@ impl Security {
             settings.cache_ttl = Duration::from_secs(http.cache_secs);
             authenticators.push(Arc::new(HttpHook::new(settings)?));
         }
+        let scram = match &auth.scram_file {
+            Some(path) => Some(Arc::new(ScramFile::load(path)?)),
+            None => None,
+        };
         let authorizer: SharedAuthorizer = match &auth.acl_file {
             Some(path) => Arc::new(AclFile::load(path)?),
             None => Arc::new(AllowAll),
         };
         *self.chain.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Chain::new(authenticators));
+        *self.scram.write().unwrap_or_else(|p| p.into_inner()) = scram;
         broker.set_authorizer(authorizer);
         Ok(())
     }

@@ -1,9 +1,10 @@
-//! `tern passwd`: create and update password files, like mosquitto_passwd.
+//! `tern passwd`: create and update password files, like mosquitto_passwd, and with `--scram`
+//! SCRAM credentials files.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use tern_auth::{apply_passwd, PasswdRequest};
+use tern_auth::{apply_passwd, apply_scram_passwd, PasswdRequest};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct PasswdArgs {
@@ -17,6 +18,11 @@ pub struct PasswdArgs {
     /// of this machine; prefer the prompt or standard input).
     #[arg(short = 'b', requires = "password")]
     pub batch: bool,
+    /// Edit a SCRAM credentials file (`[auth] scram_file`, for MQTT 5.0 enhanced
+    /// authentication) instead of a password file: writes SCRAM-SHA-256 and SCRAM-SHA-512
+    /// entries for the user.
+    #[arg(long)]
+    pub scram: bool,
     /// The password file.
     pub file: PathBuf,
     /// The user name.
@@ -36,6 +42,10 @@ pub fn run(args: PasswdArgs) -> anyhow::Result<ExitCode> {
         create: args.create,
         delete: args.delete,
     };
-    apply_passwd(&request)?;
+    if args.scram {
+        apply_scram_passwd(&request)?;
+    } else {
+        apply_passwd(&request)?;
+    }
     Ok(ExitCode::SUCCESS)
 }

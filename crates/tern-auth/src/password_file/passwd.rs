@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use super::PasswordFile;
 use crate::error::AuthError;
+use crate::scram::ScramFile;
 
 /// One `tern passwd` invocation: `tern passwd [-c | -D] [-b PASSWORD] FILE USER`.
 #[derive(Clone, PartialEq, Eq)]
@@ -60,6 +61,31 @@ pub fn apply_passwd(request: &PasswdRequest) -> Result<(), AuthError> {
     file.save(&request.file)
 }
 
+/// `tern passwd --scram`: the same request on a SCRAM credentials file. Setting a password
+/// writes SCRAM-SHA-256 and SCRAM-SHA-512 entries for the user, each with a fresh salt and the
+/// mechanism's default iteration count; `-D` removes both.
+pub fn apply_scram_passwd(request: &PasswdRequest) -> Result<(), AuthError> {
+    if request.create && request.delete {
+        return Err(AuthError::CreateAndDelete);
+    }
+    let mut file = if request.create { ScramFile::new() } else { ScramFile::load(&request.file)? };
+    if request.delete {
+        if !file.remove(&request.username) {
+            return Err(AuthError::UnknownUser { path: request.file.clone(), username: request.username.clone() });
+        }
+    } else {
+        let password = match &request.password {
+            Some(password) => password.clone(),
+            None => read_password()?,
+        };
+        if password.is_empty() {
+            return Err(AuthError::EmptyPassword);
+        }
+        file.set(&request.username, password.as_bytes(), None)?;
+    }
+    file.save(&request.file)
+}
+
 /// Asks twice on the terminal, or reads one line when standard input is a pipe or a file.
 fn read_password() -> Result<String, AuthError> {
     if !io::stdin().is_terminal() {
@@ -103,5 +129,26 @@ mod tests {
             delete: false,
         };
         assert!(!format!("{request:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn scram_passwd_creates_updates_and_deletes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("scram");
+        let request = |password: Option<&str>, create, delete| PasswdRequest {
+            file: file.clone(),
+            username: "alice".into(),
+            password: password.map(Into::into),
+            create,
+            delete,
+        };
+        assert!(matches!(apply_scram_passwd(&request(Some("pw"), false, false)), Err(AuthError::Io { .. })));
+        apply_scram_passwd(&request(Some("pw"), true, false)).unwrap();
+        let loaded = ScramFile::load(&file).unwrap();
+        assert!(loaded.contains_user("alice"));
+        assert!(matches!(apply_scram_passwd(&request(Some(""), false, false)), Err(AuthError::EmptyPassword)));
+        apply_scram_passwd(&request(None, false, true)).unwrap();
+        assert!(!ScramFile::load(&file).unwrap().contains_user("alice"));
+        assert!(matches!(apply_scram_passwd(&request(None, false, true)), Err(AuthError::UnknownUser { .. })));
     }
 }

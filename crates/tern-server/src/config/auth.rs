@@ -15,6 +15,9 @@ pub struct AuthConfig {
     pub allow_anonymous: Option<bool>,
     /// A password file as written by `tern passwd` or `mosquitto_passwd`.
     pub password_file: Option<PathBuf>,
+    /// SCRAM-SHA-256/512 credentials as written by `tern passwd --scram`, for MQTT 5.0 clients
+    /// that connect with the Authentication Method `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub scram_file: Option<PathBuf>,
     /// An ACL file in mosquitto's acl_file format. Without one, every client may publish and
     /// subscribe everywhere.
     pub acl_file: Option<PathBuf>,
@@ -71,7 +74,7 @@ fn default_cache_secs() -> u64 {
 impl AuthConfig {
     /// Whether any authentication backend (other than client certificates) is configured.
     pub fn has_backend(&self) -> bool {
-        self.password_file.is_some() || self.jwt.is_some() || self.http.is_some()
+        self.password_file.is_some() || self.scram_file.is_some() || self.jwt.is_some() || self.http.is_some()
     }
 
     /// The broker-wide anonymous default.
