@@ -69,7 +69,8 @@ pub async fn authenticate(
         AuthOutcome::Allow { username, attributes } => Ok(identity(username.or(connect.username.clone()), attributes)),
         AuthOutcome::BadCredentials => fail(context, connect, peer, AuthRefusal::BadCredentials, "bad credentials"),
         AuthOutcome::NotAuthorized => fail(context, connect, peer, AuthRefusal::NotAuthorized, "not authorized"),
-        AuthOutcome::Abstain if connect.username.is_some() && !chain.is_empty() => {
+        // Credentials that no backend recognises are bad credentials, not an anonymous login.
+        AuthOutcome::Abstain if (connect.username.is_some() || connect.password.is_some()) && !chain.is_empty() => {
             fail(context, connect, peer, AuthRefusal::BadCredentials, "unknown user")
         }
         AuthOutcome::Abstain if listener.allow_anonymous => Ok(identity(connect.username.clone(), Vec::new())),

@@ -92,7 +92,7 @@ async fn run<S>(
     let first_options =
         DecodeOptions { version: ProtocolVersion::V3_1_1, max_packet_size: broker.limits.max_packet_size };
     let first = tokio::select! {
-        first = tokio::time::timeout(connect_timeout, read_packet(&mut stream, &mut rbuf, &first_options)) => first,
+        first = tokio::time::timeout(connect_timeout, read_first_packet(&mut stream, &mut rbuf, &first_options)) => first,
         _ = shutdown.changed() => return,
     };
     let connect = match first {
@@ -101,6 +101,11 @@ async fn run<S>(
             return;
         }
         Ok(Err(ReadError::Io)) => return,
+        Ok(Err(ReadError::NotConnect(byte))) => {
+            Metrics::incr(&broker.metrics.protocol_errors);
+            debug!(%peer, first_byte = byte, "First packet is not CONNECT; closing");
+            return;
+        }
         Ok(Err(ReadError::Decode(DecodeError::UnsupportedProtocolLevel(level)))) => {
             // [MQTT-3.1.2-2]: CONNACK 0x01, then close.
             debug!(%peer, level, "Unsupported protocol level");
@@ -205,6 +210,28 @@ async fn run<S>(
 pub(crate) enum ReadError {
     Io,
     Decode(DecodeError),
+    /// The first byte is not CONNECT's ([MQTT-3.1.0-1]): close at once rather than wait for
+    /// a "packet" that is not MQTT at all (a PROXY header, HTTP, TLS on a plain listener).
+    NotConnect(u8),
+}
+
+/// Reads the first packet, refusing a connection whose first byte is not CONNECT's.
+async fn read_first_packet<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    rbuf: &mut BytesMut,
+    options: &DecodeOptions,
+) -> Result<Packet, ReadError> {
+    while rbuf.is_empty() {
+        rbuf.reserve(READ_CHUNK);
+        match stream.read_buf(rbuf).await {
+            Ok(0) | Err(_) => return Err(ReadError::Io),
+            Ok(_) => {}
+        }
+    }
+    if rbuf[0] >> 4 != 1 {
+        return Err(ReadError::NotConnect(rbuf[0]));
+    }
+    read_packet(stream, rbuf, options).await
 }
 
 /// Reads until `rbuf` holds a whole packet, and decodes it.
@@ -316,6 +343,11 @@ where
             }
             written = writer.write_buf(&mut wbuf), if !wbuf.is_empty() => {
                 if written.is_err() {
+                    break CloseReason::ConnectionLost;
+                }
+                // Transports that frame or encrypt (WebSocket, TLS) may hold bytes until
+                // flushed; a plain TCP flush costs nothing.
+                if wbuf.is_empty() && writer.flush().await.is_err() {
                     break CloseReason::ConnectionLost;
                 }
             }

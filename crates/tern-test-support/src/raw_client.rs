@@ -127,6 +127,16 @@ impl RawClient {
         }
     }
 
+    /// The next packet, or `None` if the broker closes the connection first; fails the test if
+    /// neither happens within `timeout`.
+    pub async fn recv_or_closed(&mut self, timeout: Duration) -> Option<Packet> {
+        match self.next(timeout).await {
+            Next::Packet(packet) => Some(*packet),
+            Next::Closed => None,
+            Next::TimedOut => panic!("neither a packet nor a close within {timeout:?}"),
+        }
+    }
+
     pub async fn expect_connack(&mut self) -> ConnAck {
         match self.recv().await {
             Packet::ConnAck(connack) => connack,
