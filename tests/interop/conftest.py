@@ -8,6 +8,11 @@ The broker under test is chosen by TERN_TEST_BROKER:
 * ``mosquitto``: ``mosquitto -c FILE`` with one loopback listener on a free port, anonymous
   access and no persistence. Used to prove the tests themselves right before Tern exists.
 
+``start_broker(config=TOML)`` starts Tern with a whole configuration of its own (several
+``[[listeners]]``, TLS, ``[auth]``): no ``--listen`` is added, every listener's port is parsed
+from its ready line (``Broker.listeners``, ``Broker.endpoint(kind)``). Such tests are Tern's
+only and are skipped for mosquitto.
+
 Every test gets a fresh broker, so retained messages and sessions never leak between tests.
 """
 
@@ -34,6 +39,9 @@ TERN_BIN = Path(os.environ.get("TERN_BIN", REPO_ROOT / "target" / "debug" / "ter
 READY_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
 TERN_READY_RE = re.compile(r"listener ready.*addr=([0-9.]+):(\d+)")
+# One line per listener, in configuration order: `listener ready kind="mqtts" addr=IP:PORT`.
+TERN_LISTENER_RE = re.compile(r'listener ready.*?kind="?(\w+)"?.*?addr=([0-9.]+):(\d+)')
+LISTENERS_TABLE_RE = re.compile(r"^\s*\[\[listeners\]\]\s*(#.*)?$", re.MULTILINE)
 # Log lines may carry ANSI colour codes (e.g. between `addr` and `=`); match on the plain text.
 ANSI_ESCAPE_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -74,6 +82,30 @@ class Broker:
     argv: list[str] = field(default_factory=list)
     # Set by stop() when a test stops the broker itself: its exit status.
     stopped_status: int | None = None
+    # Every listener as (kind, port), in configuration order (Tern; kind mqtt/mqtts/ws/wss).
+    listeners: list[tuple[str, int]] = field(default_factory=list)
+
+    def port_of(self, kind: str, index: int = 0) -> int:
+        """The port of the `index`-th listener of `kind` ("mqtt", "mqtts", "ws", "wss")."""
+        ports = [port for k, port in self.listeners if k == kind]
+        assert len(ports) > index, f"no {kind} listener #{index} in {self.listeners}"
+        return ports[index]
+
+    def endpoint(self, kind: str, index: int = 0) -> "Endpoint":
+        """Where one listener is, as an object with `host` and `port` that PahoClient,
+        RawClient and the other helpers accept in place of a Broker."""
+        return Endpoint(self.host, self.port_of(kind, index), kind, self)
+
+    def reload(self) -> None:
+        """SIGHUP: Tern re-reads passwords, the ACL and certificates. Waits (bounded) until the
+        broker has logged that it is reloading; what follows is for the test to poll."""
+        before = self.stderr().count("Reloading")
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + READY_TIMEOUT
+        while self.stderr().count("Reloading") <= before:
+            assert self.alive(), f"{self.kind} exited after SIGHUP; stderr:\n{_stderr_tail(self.stderr())}"
+            assert time.monotonic() < deadline, "no 'Reloading' log line within 10 s of SIGHUP"
+            time.sleep(0.02)
 
     @property
     def is_tern(self) -> bool:
@@ -118,6 +150,16 @@ class Broker:
         return self.stopped_status
 
 
+@dataclass
+class Endpoint:
+    """One listener of a broker: what clients need to reach it."""
+
+    host: str
+    port: int
+    kind: str
+    broker: Broker
+
+
 def _stderr_tail(text: str, lines: int = 60) -> str:
     return "\n".join(text.splitlines()[-lines:]) or "(empty)"
 
@@ -157,27 +199,50 @@ def _write_tern_config(path: Path, limits: dict, mqtt: dict | None = None) -> No
 
 
 def _start_tern(tmp: Path, limits: dict | None, extra_args: list[str],
-                mqtt: dict | None = None) -> Broker:
+                mqtt: dict | None = None, config_text: str | None = None) -> Broker:
     if not TERN_BIN.is_file():
         pytest.fail(f"no tern binary at {TERN_BIN}: run `cargo build -p tern` or set TERN_BIN "
                     f"(or TERN_TEST_BROKER=mosquitto to validate the tests against mosquitto)")
+    if config_text is not None:
+        # A whole configuration: its listeners are the broker's (no --listen).
+        assert not (limits or mqtt), "pass [limits]/[mqtt] inside config=, not beside it"
+        expected = len(LISTENERS_TABLE_RE.findall(config_text))
+        assert expected, "config= needs at least one [[listeners]] table"
+        config = tmp / "tern.toml"
+        config.write_text(config_text)
+        argv = [str(TERN_BIN), "serve", "--in-memory", "--config", str(config), *extra_args]
+        return _launch_tern(tmp, argv, expected)
     argv = [str(TERN_BIN), "serve", "--listen", f"{HOST}:0", "--in-memory"]
     if limits or mqtt:
         config = tmp / "tern.toml"
         _write_tern_config(config, limits or {}, mqtt)
         argv += ["--config", str(config)]
     argv += extra_args
+    return _launch_tern(tmp, argv, 1)
+
+
+def _launch_tern(tmp: Path, argv: list[str], listeners: int) -> Broker:
+    """Starts tern and waits for `listeners` ready lines; the first is the Broker's port."""
     stderr_path = tmp / "tern.stderr"
     with open(stderr_path, "wb") as err:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
                                 cwd=tmp, env={**os.environ, "NO_COLOR": "1"})
 
+    found: list[tuple[str, str, int]] = []
+
     def ready(text):
-        m = TERN_READY_RE.search(ANSI_ESCAPE_RE.sub("", text))
-        return (m.group(1), int(m.group(2))) if m else None
+        text = ANSI_ESCAPE_RE.sub("", text)
+        lines = [m for m in (TERN_LISTENER_RE.search(line) or TERN_READY_RE.search(line)
+                             for line in text.splitlines()) if m]
+        if len(lines) < listeners:
+            return None
+        found[:] = [(m.group(1), m.group(2), int(m.group(3))) if m.re is TERN_LISTENER_RE
+                    else ("mqtt", m.group(1), int(m.group(2))) for m in lines]
+        return found[0][1], found[0][2]
 
     host, port = _wait_ready(proc, stderr_path, ready, "tern")
-    return Broker("tern", host, port, proc, stderr_path, argv)
+    return Broker("tern", host, port, proc, stderr_path, argv,
+                  listeners=[(kind, p) for kind, _, p in found])
 
 
 def _start_mosquitto(tmp: Path, limits: dict | None, extra_args: list[str],
@@ -260,7 +325,9 @@ def start_broker(tmp_path):
     broker.
 
     ``limits`` become Tern's ``[limits]`` table (through ``--config``) or the equivalent
-    mosquitto options; a key mosquitto lacks skips the test for mosquitto only. ``mqtt`` becomes
+    mosquitto options; a key mosquitto lacks skips the test for mosquitto only. ``config`` is
+    a whole Tern TOML configuration instead (its ``[[listeners]]`` are the broker's, ports in
+    ``Broker.listeners``); it skips the test for mosquitto. ``mqtt`` becomes
     Tern's ``[mqtt]`` table (string values) and always skips the test for mosquitto. All
     brokers started are stopped with SIGTERM at the end of the test (unless the test did so
     with ``Broker.stop()``), and an unclean exit fails it.
@@ -268,11 +335,14 @@ def start_broker(tmp_path):
     started: list[Broker] = []
 
     def start(limits: dict | None = None, extra_args: list[str] | None = None,
-              mqtt: dict | None = None) -> Broker:
+              mqtt: dict | None = None, config: str | None = None) -> Broker:
+        if config is not None and BROKER_KIND != "tern":
+            pytest.skip("a whole Tern configuration (listeners, TLS, [auth]) has no mosquitto "
+                        "mapping; these tests run against Tern only")
         workdir = tmp_path / f"broker{len(started)}"
         workdir.mkdir()
         if BROKER_KIND == "tern":
-            broker = _start_tern(workdir, limits, list(extra_args or []), mqtt)
+            broker = _start_tern(workdir, limits, list(extra_args or []), mqtt, config)
         else:
             broker = _start_mosquitto(workdir, limits, list(extra_args or []), mqtt)
         started.append(broker)
@@ -299,6 +369,8 @@ def broker_kind() -> str:
 @pytest.fixture
 def make_paho(start_broker):
     """Factory for PahoClient objects (not yet connected); all are stopped after the test.
+    ``make_paho(broker_or_endpoint, client_id, username=, password=, tls={...},
+    websocket_path="/mqtt", **PahoClient kwargs)``.
 
     Depends on start_broker so that clients are torn down before the brokers they use.
     """
@@ -306,9 +378,21 @@ def make_paho(start_broker):
 
     made: list[PahoClient] = []
 
-    def make(broker: Broker, client_id: str = "", **kwargs) -> PahoClient:
+    def make(broker: Broker, client_id: str = "", *, username: str | None = None,
+             password: str | None = None, tls: dict | None = None,
+             websocket_path: str | None = None, **kwargs) -> PahoClient:
         client = PahoClient(broker, client_id, **kwargs)
         made.append(client)
+        # Transport and credentials (an Endpoint from Broker.endpoint() names the listener):
+        # `tls` is passed to paho's tls_set (ca_certs, certfile, keyfile, ...), and
+        # `websocket_path` switches to the websockets transport with that path.
+        if username is not None:
+            client.client.username_pw_set(username, password)
+        if tls is not None:
+            client.client.tls_set(**tls)
+        if websocket_path is not None:
+            client.client.transport = "websockets"
+            client.client.ws_set_options(path=websocket_path)
         return client
 
     yield make
@@ -342,3 +426,34 @@ def make_v5(make_paho):
         return make_paho(broker, client_id, protocol=MQTTv5, **kwargs)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    """Test certificates (see certs.py), made once per run with the openssl CLI in a temporary
+    directory."""
+    from certs import make_pki
+
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def cli(start_broker):
+    """Factory: ``cli("mosquitto_pub", "-h", host, "-p", port, ...)`` starts a command-line
+    client (test_mosquitto_clients.Proc: output read line by line, every wait bounded); all are
+    killed after the test, before the brokers stop."""
+    from test_mosquitto_clients import Proc
+
+    missing = [p for p in ("mosquitto_pub", "mosquitto_sub", "stdbuf") if not shutil.which(p)]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not found: apt-get install -y mosquitto-clients coreutils")
+    procs: list = []
+
+    def start(program: str, *args) -> "Proc":
+        proc = Proc([program, *map(str, args)])
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.kill()

@@ -16,8 +16,6 @@ use crate::connection::{serve_connection, ConnectionContext};
 use crate::shutdown::PhaseReceiver;
 use crate::ServeError;
 
-/// How long a TLS or WebSocket handshake (and a PROXY header) may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a connection needs to know about the listener it came through.
 pub struct ListenerContext {
@@ -108,7 +106,10 @@ pub async fn accept_loop(
                     this.connections.fetch_add(1, Ordering::Relaxed);
                     connections.spawn(async move {
                         let transport = this.transport();
-                        match transport.handshake(tcp, socket_peer, this.config.proxy_protocol, HANDSHAKE_TIMEOUT).await {
+                        // The handshake (PROXY header, TLS, WebSocket) gets the same bound as
+                        // CONNECT, so a silent socket is closed as soon on every transport.
+                        let timeout = Duration::from_secs(context.broker.limits.connect_timeout_secs);
+                        match transport.handshake(tcp, socket_peer, this.config.proxy_protocol, timeout).await {
                             Ok((stream, peer)) => serve_connection(context, &this, stream, peer, shutdown).await,
                             Err(error) => debug!(%socket_peer, %error, "Transport handshake failed"),
                         }
