@@ -16,7 +16,6 @@ use crate::connection::{serve_connection, ConnectionContext};
 use crate::shutdown::PhaseReceiver;
 use crate::ServeError;
 
-
 /// What a connection needs to know about the listener it came through.
 pub struct ListenerContext {
     pub config: ListenerConfig,

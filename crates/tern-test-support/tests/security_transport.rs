@@ -339,3 +339,36 @@ async fn listener_max_connection_rate() {
     assert_accepted(&connack, "rate-late");
     late.disconnect().await;
 }
+
+// A reload (SIGHUP) re-reads the listener's certificate files: new connections get the new
+// certificate, a client trusting only the old CA can no longer connect, and a client
+// connected before the reload keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_reload_serves_new_certificates_without_dropping_clients() {
+    let dir = TempDir::new().expect("temporary directory");
+    let old = Pki::new("Old CA");
+    let mut mqtts = listener(ListenerProtocol::Mqtts);
+    mqtts.tls = Some(old.tls_config(dir.path(), false));
+    let server = TestServer::start_with(config(vec![mqtts], AuthConfig::default())).await;
+    let mut before = tls_client(server.addr, &old, &TLS13, "cert-before", ProtocolVersion::V3_1_1).await;
+
+    // Same paths, new contents; then reload.
+    let new = Pki::new("New CA");
+    new.tls_config(dir.path(), false);
+    server.reload();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    let stream = loop {
+        match tls_connect(server.addr, new.client_config(&TLS13, None)).await {
+            Ok(stream) => break stream,
+            Err(_) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(error) => panic!("the reloaded certificate was not served within 2 s: {error}"),
+        }
+    };
+    let (mut after, connack) = RawClient::connect_over(stream, connect(ProtocolVersion::V3_1_1, "cert-after")).await;
+    assert_accepted(&connack, "cert-after");
+    assert!(
+        tls_connect(server.addr, old.client_config(&TLS13, None)).await.is_err(),
+        "a client trusting only the old CA must not connect after the reload"
+    );
+    round_trip(&mut before, &mut after, "reload/t", b"still connected").await;
+}
