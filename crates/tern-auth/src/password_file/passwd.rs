@@ -3,7 +3,7 @@
 //! The binary parses the command line into a [`PasswdRequest`]; this module does the rest.
 
 use std::io::{self, BufRead, IsTerminal};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::PasswordFile;
 use crate::error::AuthError;
@@ -36,16 +36,62 @@ impl std::fmt::Debug for PasswdRequest {
     }
 }
 
+/// What `tern passwd` does to a credentials file, whichever its format.
+trait CredentialsFile: Sized {
+    fn empty() -> Self;
+    fn read(path: &Path) -> Result<Self, AuthError>;
+    fn remove_user(&mut self, username: &str) -> bool;
+    fn set_password(&mut self, username: &str, password: &[u8]) -> Result<(), AuthError>;
+    fn write(&self, path: &Path) -> Result<(), AuthError>;
+}
+
+impl CredentialsFile for PasswordFile {
+    fn empty() -> Self {
+        PasswordFile::new()
+    }
+    fn read(path: &Path) -> Result<Self, AuthError> {
+        PasswordFile::load(path)
+    }
+    fn remove_user(&mut self, username: &str) -> bool {
+        self.remove(username)
+    }
+    fn set_password(&mut self, username: &str, password: &[u8]) -> Result<(), AuthError> {
+        self.set(username, password)
+    }
+    fn write(&self, path: &Path) -> Result<(), AuthError> {
+        self.save(path)
+    }
+}
+
+impl CredentialsFile for ScramFile {
+    fn empty() -> Self {
+        ScramFile::new()
+    }
+    fn read(path: &Path) -> Result<Self, AuthError> {
+        ScramFile::load(path)
+    }
+    fn remove_user(&mut self, username: &str) -> bool {
+        self.remove(username)
+    }
+    /// Each mechanism with a fresh salt and its default iteration count.
+    fn set_password(&mut self, username: &str, password: &[u8]) -> Result<(), AuthError> {
+        self.set(username, password, None)
+    }
+    fn write(&self, path: &Path) -> Result<(), AuthError> {
+        self.save(path)
+    }
+}
+
 /// Carries out `request`: the file is read (unless `create`), changed, and written back
 /// atomically with mode 0600. The existing file is read before the password is asked for, so a
 /// bad file fails before anyone types.
-pub fn apply_passwd(request: &PasswdRequest) -> Result<(), AuthError> {
+fn apply<F: CredentialsFile>(request: &PasswdRequest) -> Result<(), AuthError> {
     if request.create && request.delete {
         return Err(AuthError::CreateAndDelete);
     }
-    let mut file = if request.create { PasswordFile::new() } else { PasswordFile::load(&request.file)? };
+    let mut file = if request.create { F::empty() } else { F::read(&request.file)? };
     if request.delete {
-        if !file.remove(&request.username) {
+        if !file.remove_user(&request.username) {
             return Err(AuthError::UnknownUser { path: request.file.clone(), username: request.username.clone() });
         }
     } else {
@@ -56,34 +102,20 @@ pub fn apply_passwd(request: &PasswdRequest) -> Result<(), AuthError> {
         if password.is_empty() {
             return Err(AuthError::EmptyPassword);
         }
-        file.set(&request.username, password.as_bytes())?;
+        file.set_password(&request.username, password.as_bytes())?;
     }
-    file.save(&request.file)
+    file.write(&request.file)
+}
+
+/// `tern passwd`: a password file in mosquitto's format.
+pub fn apply_passwd(request: &PasswdRequest) -> Result<(), AuthError> {
+    apply::<PasswordFile>(request)
 }
 
 /// `tern passwd --scram`: the same request on a SCRAM credentials file. Setting a password
-/// writes SCRAM-SHA-256 and SCRAM-SHA-512 entries for the user, each with a fresh salt and the
-/// mechanism's default iteration count; `-D` removes both.
+/// writes SCRAM-SHA-256 and SCRAM-SHA-512 entries for the user; `-D` removes both.
 pub fn apply_scram_passwd(request: &PasswdRequest) -> Result<(), AuthError> {
-    if request.create && request.delete {
-        return Err(AuthError::CreateAndDelete);
-    }
-    let mut file = if request.create { ScramFile::new() } else { ScramFile::load(&request.file)? };
-    if request.delete {
-        if !file.remove(&request.username) {
-            return Err(AuthError::UnknownUser { path: request.file.clone(), username: request.username.clone() });
-        }
-    } else {
-        let password = match &request.password {
-            Some(password) => password.clone(),
-            None => read_password()?,
-        };
-        if password.is_empty() {
-            return Err(AuthError::EmptyPassword);
-        }
-        file.set(&request.username, password.as_bytes(), None)?;
-    }
-    file.save(&request.file)
+    apply::<ScramFile>(request)
 }
 
 /// Asks twice on the terminal, or reads one line when standard input is a pipe or a file.
