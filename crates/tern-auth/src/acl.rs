@@ -27,7 +27,8 @@
 //! So `topic` lines before the first `user` line apply to anonymous clients only (no user
 //! name), `topic` lines after `user NAME` to that user only, and `pattern` lines to everyone.
 //!
-//! Beyond mosquitto, a `pattern` level may be `%{name}`: the value of an attribute the
+//! Beyond mosquitto, a `pattern` level may be `%a`, the client's real IP address (after a
+//! PROXY protocol header), or `%{name}`: the value of an attribute the
 //! authenticator vouched for, such as a JWT claim (`pattern readwrite tenants/%{tenant}/#`).
 //! A client without that attribute gets nothing from the rule.
 //!
@@ -100,6 +101,8 @@ enum RuleLevel {
     ClientId,
     /// `%u` in a `pattern` line.
     Username,
+    /// `%a` in a `pattern` line: the client's real IP address (after a PROXY header).
+    Address,
     /// `%{name}` in a `pattern` line: the value of an attribute the authenticator vouched for
     /// (a JWT claim, an HTTP hook attribute). A client without it gets nothing from the rule.
     Attribute(Box<str>),
@@ -137,6 +140,7 @@ enum Applies {
 struct Client<'a> {
     client_id: Value<'a>,
     username: Value<'a>,
+    address: Value<'a>,
     attributes: &'a [(String, String)],
 }
 
@@ -153,6 +157,7 @@ impl Rule {
             let value = match level {
                 RuleLevel::ClientId => client.client_id,
                 RuleLevel::Username => client.username,
+                RuleLevel::Address => client.address,
                 RuleLevel::Attribute(name) => client.attribute(name),
                 _ => continue,
             };
@@ -177,6 +182,7 @@ impl Rule {
             RuleLevel::MultiWildcard => Level::MultiWildcard,
             RuleLevel::ClientId => Level::Literal(text(client.client_id)),
             RuleLevel::Username => Level::Literal(text(client.username)),
+            RuleLevel::Address => Level::Literal(text(client.address)),
             RuleLevel::Attribute(name) => Level::Literal(text(client.attribute(name))),
         })
     }
@@ -231,9 +237,11 @@ impl AclFile {
     /// Whether `client` may have `wanted` access to everything `target` (a topic name or a
     /// filter) can match. Deny rules are asked first and win.
     fn allows(&self, client: &ClientInfo, wanted: Wanted, target: &str) -> bool {
+        let address = client.peer.map(|peer| peer.ip().to_string());
         let values = Client {
             client_id: Value::of(Some(client.client_id.as_str())),
             username: Value::of(client.username.as_deref()),
+            address: Value::of(address.as_deref()),
             attributes: &client.attributes,
         };
         let target = || target.split('/').map(Level::parse);
@@ -278,12 +286,19 @@ fn parse_rule(keyword: &'static str, rest: &str, substitute: bool) -> Result<Rul
             "#" => Ok(RuleLevel::MultiWildcard),
             "%c" if substitute => Ok(RuleLevel::ClientId),
             "%u" if substitute => Ok(RuleLevel::Username),
+            "%a" if substitute => Ok(RuleLevel::Address),
             attribute
                 if substitute && attribute.starts_with("%{") && attribute.ends_with('}') && attribute.len() > 3 =>
             {
                 Ok(RuleLevel::Attribute(attribute[2..attribute.len() - 1].into()))
             }
-            literal if substitute && (literal.contains("%c") || literal.contains("%u") || literal.contains("%{")) => {
+            literal
+                if substitute
+                    && (literal.contains("%c")
+                        || literal.contains("%u")
+                        || literal.contains("%a")
+                        || literal.contains("%{")) =>
+            {
                 Err(LineError::PartialSubstitution(topic.to_owned()))
             }
             literal => Ok(RuleLevel::Literal(literal.into())),
@@ -351,7 +366,12 @@ mod tests {
         assert!(matches!(Value::of(Some("#")), Value::Unsafe));
         assert!(matches!(Value::of(Some("")), Value::Unsafe));
         assert!(matches!(Value::of(None), Value::Missing));
-        let client = Client { client_id: Value::of(Some("+")), username: Value::Missing, attributes: &[] };
+        let client = Client {
+            client_id: Value::of(Some("+")),
+            username: Value::Missing,
+            address: Value::Missing,
+            attributes: &[],
+        };
         assert_eq!(rule("pattern read a/%c").unwrap().applies(&client), Applies::Unsafe);
         assert_eq!(rule("pattern read a/%u").unwrap().applies(&client), Applies::No);
         assert_eq!(rule("pattern read a/%u/%c").unwrap().applies(&client), Applies::Unsafe);

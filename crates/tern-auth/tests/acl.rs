@@ -218,3 +218,15 @@ fn attribute_patterns_use_authenticator_attributes() {
     sneaky.attributes = vec![("tenant".into(), "acme/#".into())];
     assert!(!acl.publish(&sneaky, "tenants/acme/x"));
 }
+
+/// `%a` is the client's real IP address (taken from a PROXY header when there is one).
+#[test]
+fn address_patterns_use_the_real_client_address() {
+    let acl = acl_file("pattern read sites/%a/#\n");
+    let mut from_proxy = client("gateway", None);
+    from_proxy.peer = Some("203.0.113.7:5555".parse().unwrap());
+    assert!(acl.read(&from_proxy, "sites/203.0.113.7/status"));
+    assert!(!acl.read(&from_proxy, "sites/198.51.100.1/status"));
+    // Without a known address the rule grants nothing.
+    assert!(!acl.read(&client("nowhere", None), "sites/203.0.113.7/status"));
+}
