@@ -1,6 +1,7 @@
 //! The `tern` binary: the broker (`tern`, `tern serve`) and its command-line clients
-//! (`tern pub`, `tern sub`).
+//! (`tern pub`, `tern sub`) and load generator (`tern bench`).
 
+mod bench;
 mod client;
 mod passwd_cmd;
 mod pub_cmd;
@@ -31,6 +32,8 @@ enum Command {
     Sub(sub_cmd::SubArgs),
     /// Create or update a password file, like mosquitto_passwd.
     Passwd(passwd_cmd::PasswdArgs),
+    /// Generate load against a broker and measure it, like emqtt-bench.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
         Some(Command::Pub(args)) => pub_cmd::run(args),
         Some(Command::Sub(args)) => sub_cmd::run(args),
         Some(Command::Passwd(args)) => passwd_cmd::run(args),
+        Some(Command::Bench(args)) => bench::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,299 @@
+//! The load loops: a publisher that batches PUBLISH packets into large writes within its
+//! in-flight window, and a subscriber that acknowledges and checks every message. Each runs
+//! on one connection in one task, reading and writing the socket halves with `select!`.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use bytes::BytesMut;
+use tern_codec::{encode, Packet, PacketId, Properties, ProtocolVersion, PubResponse, Publish, QoS, TopicName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::{sleep_until, Instant};
+
+use super::conn::{next_buffered, Conn, BATCH_BYTES};
+use super::payload::{Clock, Header};
+use super::stats::{Counters, Delivery};
+
+/// After the load stops, how long acknowledgements and deliveries in flight may take.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(2);
+/// How often a subscriber looks whether the publishers are done.
+const SUBSCRIBER_TICK: Duration = Duration::from_millis(50);
+
+/// What every connection task of one run shares. Owned by the run (behind an `Arc`); the
+/// atomics are the only mutable parts.
+pub struct Run {
+    pub clock: Clock,
+    pub counters: Counters,
+    /// No new publish starts after this.
+    pub deadline: Instant,
+    /// Every loop ends by this: `deadline` plus [`DRAIN_GRACE`].
+    pub hard_deadline: Instant,
+    /// Whether publishers of this process feed the subscribers (`pubsub`).
+    pub local_publishers: bool,
+    /// Publishers still sending; subscribers drain once it reaches 0.
+    pub publishers_running: AtomicU32,
+    /// Messages sent by the publishers that have finished.
+    pub published: AtomicU64,
+}
+
+/// How one publisher sends.
+#[derive(Debug, Clone)]
+pub struct PublisherPlan {
+    pub index: u32,
+    pub topic: TopicName,
+    pub qos: QoS,
+    pub size: usize,
+    pub interval: Option<Duration>,
+    pub limit: Option<u64>,
+    pub inflight: u16,
+}
+
+/// Packet ids in use by unacknowledged publishes.
+struct PacketIds {
+    in_use: Vec<bool>,
+    next: u16,
+    count: usize,
+}
+
+impl PacketIds {
+    fn new() -> PacketIds {
+        PacketIds { in_use: vec![false; usize::from(u16::MAX) + 1], next: 1, count: 0 }
+    }
+
+    /// A free id; the caller keeps `count` below 65,535 through its window.
+    fn take(&mut self) -> PacketId {
+        while self.in_use[usize::from(self.next)] || self.next == 0 {
+            self.next = self.next.wrapping_add(1);
+        }
+        let id = self.next;
+        self.in_use[usize::from(id)] = true;
+        self.count += 1;
+        self.next = id.wrapping_add(1);
+        PacketId::new(id).expect("id 0 is skipped")
+    }
+
+    /// Frees `id`; false if it was not in use.
+    fn release(&mut self, id: PacketId) -> bool {
+        let slot = &mut self.in_use[usize::from(id.get())];
+        let was = std::mem::replace(slot, false);
+        self.count -= usize::from(was);
+        was
+    }
+}
+
+/// Publishes until the deadline or the limit, then waits (within the grace) for the
+/// acknowledgements still due. Returns how many messages were sent, and how it ended.
+pub async fn publish(mut conn: Conn, plan: &PublisherPlan, run: &Run) -> (u64, anyhow::Result<()>) {
+    let mut sent = 0;
+    let result = publish_loop(&mut conn, plan, run, &mut sent).await;
+    let closed = conn.close().await;
+    (sent, result.and(closed))
+}
+
+async fn publish_loop(conn: &mut Conn, plan: &PublisherPlan, run: &Run, sent: &mut u64) -> anyhow::Result<()> {
+    let window = match plan.qos {
+        QoS::AtMostOnce => usize::MAX,
+        _ => usize::from(plan.inflight.min(conn.receive_maximum)),
+    };
+    let version = conn.version;
+    let mut ids = PacketIds::new();
+    let start = Instant::now();
+    let Conn { stream, read_buf, write_buf, .. } = conn;
+    let (mut reader, mut writer) = stream.split();
+    loop {
+        let now = Instant::now();
+        let sending = now < run.deadline && plan.limit.is_none_or(|limit| *sent < limit);
+        let mut wake = run.hard_deadline;
+        if sending {
+            wake = run.deadline;
+            let due = match plan.interval {
+                None => u64::MAX,
+                Some(interval) => u64::try_from((now - start).as_nanos() / interval.as_nanos()).unwrap_or(u64::MAX) + 1,
+            };
+            let limit = plan.limit.unwrap_or(u64::MAX).min(due);
+            let before = *sent;
+            while write_buf.len() < BATCH_BYTES && ids.count < window && *sent < limit {
+                let packet_id = (plan.qos != QoS::AtMostOnce).then(|| ids.take());
+                let header = Header { publisher: plan.index, sequence: *sent, sent_at_nanos: run.clock.now_nanos() };
+                let publish = Publish {
+                    dup: false,
+                    qos: plan.qos,
+                    retain: false,
+                    topic: plan.topic.clone(),
+                    packet_id,
+                    payload: header.payload(plan.size),
+                    properties: Properties::default(),
+                };
+                encode(&Packet::Publish(publish), version, write_buf).context("cannot encode PUBLISH")?;
+                *sent += 1;
+            }
+            Counters::add(&run.counters.sent, *sent - before);
+            if let Some(interval) = plan.interval.filter(|_| *sent >= due) {
+                let next = start
+                    + Duration::from_nanos(
+                        u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX).saturating_mul(*sent),
+                    );
+                wake = wake.min(next);
+            }
+        } else if write_buf.is_empty() && ids.count == 0 {
+            return Ok(());
+        }
+        if now >= run.hard_deadline {
+            bail!(
+                "run over with {} bytes unwritten (the broker stopped reading) and {} publishes unacknowledged",
+                write_buf.len(),
+                ids.count
+            );
+        }
+        tokio::select! {
+            read = reader.read_buf(read_buf) => {
+                if read.context("reading from the broker")? == 0 {
+                    bail!("connection closed by the broker");
+                }
+                while let Some(packet) = next_buffered(read_buf, version)? {
+                    handle_ack(packet, &mut ids, version, write_buf, run)?;
+                }
+            }
+            written = writer.write_buf(write_buf), if !write_buf.is_empty() => {
+                written.context("writing to the broker")?;
+            }
+            () = sleep_until(wake) => {}
+        }
+    }
+}
+
+/// Handles what the broker sends a publisher: PUBACK, PUBREC (answered with PUBREL), PUBCOMP.
+fn handle_ack(
+    packet: Packet,
+    ids: &mut PacketIds,
+    version: ProtocolVersion,
+    write_buf: &mut BytesMut,
+    run: &Run,
+) -> anyhow::Result<()> {
+    match packet {
+        Packet::PubAck(ack) | Packet::PubComp(ack) => {
+            if ack.reason_code >= 0x80 {
+                Counters::add(&run.counters.errors, 1);
+            }
+            if ids.release(ack.packet_id) {
+                Counters::add(&run.counters.acked, 1);
+            }
+        }
+        Packet::PubRec(rec) if rec.reason_code >= 0x80 => {
+            Counters::add(&run.counters.errors, 1);
+            ids.release(rec.packet_id);
+        }
+        Packet::PubRec(rec) => encode(&Packet::PubRel(PubResponse::new(rec.packet_id)), version, write_buf)?,
+        Packet::Disconnect(disconnect) => bail!("disconnected by the broker (reason {:#04x})", disconnect.reason_code),
+        Packet::PingResp | Packet::Publish(_) => {}
+        other => bail!("unexpected {} from the broker", other.name()),
+    }
+    Ok(())
+}
+
+/// When a subscriber stops.
+#[derive(Debug, Clone, Copy)]
+pub struct SubscriberPlan {
+    /// Distinct messages to wait for when no publishers run in this process.
+    pub limit: Option<u64>,
+}
+
+/// Receives, acknowledges and checks messages until the run is over. Returns what arrived,
+/// and how it ended.
+pub async fn subscribe(mut conn: Conn, plan: SubscriberPlan, run: &Run) -> (Delivery, anyhow::Result<()>) {
+    let mut delivery = Delivery::default();
+    let result = subscribe_loop(&mut conn, plan, run, &mut delivery).await;
+    let closed = conn.close().await;
+    (delivery, result.and(closed))
+}
+
+async fn subscribe_loop(
+    conn: &mut Conn,
+    plan: SubscriberPlan,
+    run: &Run,
+    delivery: &mut Delivery,
+) -> anyhow::Result<()> {
+    let version = conn.version;
+    let Conn { stream, read_buf, write_buf, .. } = conn;
+    let (mut reader, mut writer) = stream.split();
+    let mut drain_until = None;
+    loop {
+        let now = Instant::now();
+        if now >= run.hard_deadline {
+            return Ok(());
+        }
+        if run.local_publishers {
+            if run.publishers_running.load(Ordering::Acquire) == 0 {
+                let until = *drain_until.get_or_insert(now + DRAIN_GRACE);
+                if delivery.unique() >= run.published.load(Ordering::Acquire) || now >= until {
+                    return Ok(());
+                }
+            }
+        } else if now >= run.deadline || plan.limit.is_some_and(|limit| delivery.unique() >= limit) {
+            return Ok(());
+        }
+        tokio::select! {
+            read = reader.read_buf(read_buf) => {
+                if read.context("reading from the broker")? == 0 {
+                    bail!("connection closed by the broker");
+                }
+                let before = delivery.received;
+                while let Some(packet) = next_buffered(read_buf, version)? {
+                    receive(packet, version, write_buf, run, delivery)?;
+                }
+                Counters::add(&run.counters.received, delivery.received - before);
+            }
+            written = writer.write_buf(write_buf), if !write_buf.is_empty() => {
+                written.context("writing to the broker")?;
+            }
+            () = sleep_until(now + SUBSCRIBER_TICK) => {}
+        }
+    }
+}
+
+/// Records a delivery and queues its acknowledgement; answers PUBREL with PUBCOMP.
+fn receive(
+    packet: Packet,
+    version: ProtocolVersion,
+    write_buf: &mut BytesMut,
+    run: &Run,
+    delivery: &mut Delivery,
+) -> anyhow::Result<()> {
+    match packet {
+        Packet::Publish(publish) => {
+            delivery.record(&publish.payload, run.clock.now_nanos());
+            let ack = match (publish.qos, publish.packet_id) {
+                (QoS::AtLeastOnce, Some(id)) => Packet::PubAck(PubResponse::new(id)),
+                (QoS::ExactlyOnce, Some(id)) => Packet::PubRec(PubResponse::new(id)),
+                (QoS::AtMostOnce, _) => return Ok(()),
+                (_, None) => bail!("QoS {} PUBLISH without packet id", publish.qos as u8),
+            };
+            encode(&ack, version, write_buf)?;
+        }
+        Packet::PubRel(rel) => encode(&Packet::PubComp(PubResponse::new(rel.packet_id)), version, write_buf)?,
+        Packet::Disconnect(disconnect) => bail!("disconnected by the broker (reason {:#04x})", disconnect.reason_code),
+        Packet::PingResp => {}
+        other => bail!("unexpected {} from the broker", other.name()),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packet_ids_skip_those_in_use_and_zero() {
+        let mut ids = PacketIds::new();
+        let first = ids.take();
+        assert_eq!(first.get(), 1);
+        ids.next = u16::MAX;
+        assert_eq!(ids.take().get(), u16::MAX);
+        // Wraps past 0, and past 1 which is still in use.
+        assert_eq!(ids.take().get(), 2);
+        assert!(ids.release(first));
+        assert!(!ids.release(first));
+        assert_eq!(ids.count, 2);
+    }
+}
