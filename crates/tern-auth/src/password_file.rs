@@ -85,23 +85,17 @@ impl PasswordFile {
     /// Parses the text of a password file; an error carries the line number, from 1.
     fn parse(text: &str) -> Result<PasswordFile, (usize, LineError)> {
         let mut file = PasswordFile::new();
-        for (index, line) in text.lines().enumerate() {
-            // `lines` leaves the `\r` of a CRLF file behind; trailing blanks mean nothing.
-            let line = line.trim_end();
-            // Exactly mosquitto's test for a comment: `#` in the first column.
-            if line.is_empty() || line.starts_with('#') {
-                file.lines.push(Line::Other(line.to_owned()));
-                continue;
+        for (number, line) in credential_lines(text) {
+            match line.map_err(|error| (number, error))? {
+                FileLine::Other(text) => file.lines.push(Line::Other(text.to_owned())),
+                FileLine::Entry { username, entry } => {
+                    let hash = PasswordHash::parse(entry).map_err(|error| (number, error))?;
+                    if file.users.insert(username.to_owned(), Arc::new(hash)).is_some() {
+                        return Err((number, LineError::DuplicateUser(username.to_owned())));
+                    }
+                    file.lines.push(Line::User(username.to_owned()));
+                }
             }
-            let (username, hash) = line.split_once(':').ok_or((index + 1, LineError::MissingColon))?;
-            if username.is_empty() {
-                return Err((index + 1, LineError::EmptyUsername));
-            }
-            let hash = PasswordHash::parse(hash).map_err(|error| (index + 1, error))?;
-            if file.users.insert(username.to_owned(), Arc::new(hash)).is_some() {
-                return Err((index + 1, LineError::DuplicateUser(username.to_owned())));
-            }
-            file.lines.push(Line::User(username.to_owned()));
         }
         Ok(file)
     }
@@ -301,6 +295,36 @@ pub(crate) fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
     let mut file: File = options.open(path)?;
     file.write_all(contents)?;
     file.sync_all()
+}
+
+/// One line of a `user:entry` credentials file (password and SCRAM files share the layout).
+pub(crate) enum FileLine<'a> {
+    /// A blank line or a comment, kept as it is when the file is saved.
+    Other(&'a str),
+    Entry {
+        username: &'a str,
+        entry: &'a str,
+    },
+}
+
+/// The lines of a `user:entry` file with their numbers, from 1. A comment is a `#` in the first
+/// column, exactly mosquitto's test; other lines need a non-empty user name before the first
+/// `:`.
+pub(crate) fn credential_lines(text: &str) -> impl Iterator<Item = (usize, Result<FileLine<'_>, LineError>)> {
+    text.lines().enumerate().map(|(index, line)| {
+        // `lines` leaves the `\r` of a CRLF file behind; trailing blanks mean nothing.
+        let line = line.trim_end();
+        let parsed = if line.is_empty() || line.starts_with('#') {
+            Ok(FileLine::Other(line))
+        } else {
+            match line.split_once(':') {
+                None => Err(LineError::MissingColon),
+                Some(("", _)) => Err(LineError::EmptyUsername),
+                Some((username, entry)) => Ok(FileLine::Entry { username, entry }),
+            }
+        };
+        (index + 1, parsed)
+    })
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use base64::engine::{DecodePaddingMode, Engine, GeneralPurpose, GeneralPurposeCo
 
 use super::{ScramCredentials, ScramMechanism};
 use crate::error::{AuthError, LineError};
-use crate::password_file::{temporary_path, validate_username, write_private};
+use crate::password_file::{credential_lines, temporary_path, validate_username, write_private, FileLine};
 
 /// Standard base64; `=` padding accepted with or without it.
 const BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -54,24 +54,20 @@ impl ScramFile {
     /// Parses the text of a SCRAM file; an error carries the line number, from 1.
     pub(crate) fn parse(text: &str) -> Result<ScramFile, (usize, LineError)> {
         let mut file = ScramFile::new();
-        for (index, line) in text.lines().enumerate() {
-            let line = line.trim_end();
-            if line.is_empty() || line.starts_with('#') {
-                file.lines.push(Line::Other(line.to_owned()));
-                continue;
+        for (number, line) in credential_lines(text) {
+            match line.map_err(|error| (number, error))? {
+                FileLine::Other(text) => file.lines.push(Line::Other(text.to_owned())),
+                FileLine::Entry { username, entry } => {
+                    let credentials = parse_credentials(entry).map_err(|error| (number, error))?;
+                    let key = (username.to_owned(), credentials.mechanism);
+                    if file.entries.contains_key(&key) {
+                        let error = LineError::DuplicateScramUser(username.to_owned(), credentials.mechanism.name());
+                        return Err((number, error));
+                    }
+                    file.lines.push(Line::Entry(username.to_owned(), credentials.mechanism));
+                    file.entries.insert(key, credentials);
+                }
             }
-            let (username, entry) = line.split_once(':').ok_or((index + 1, LineError::MissingColon))?;
-            if username.is_empty() {
-                return Err((index + 1, LineError::EmptyUsername));
-            }
-            let credentials = parse_credentials(entry).map_err(|error| (index + 1, error))?;
-            let key = (username.to_owned(), credentials.mechanism);
-            if file.entries.contains_key(&key) {
-                let error = LineError::DuplicateScramUser(username.to_owned(), credentials.mechanism.name());
-                return Err((index + 1, error));
-            }
-            file.lines.push(Line::Entry(username.to_owned(), credentials.mechanism));
-            file.entries.insert(key, credentials);
         }
         Ok(file)
     }
