@@ -36,5 +36,9 @@ pub use session::{
     Enqueued, Inflight, OutgoingState, PendingWill, Session, SessionState, SessionWaker, SESSION_NEVER_EXPIRES,
 };
 pub use shared::{SharedFilter, Strategy};
-pub use store::{MemoryStore, RetainedStore, SessionStore, Store, StoreError, StoredSession};
+pub use store::record::Clock;
+pub use store::{
+    record, Commit, MemoryStore, OutgoingMark, QueueSeq, QueueSummary, QueuedRecord, SessionRecord, Store, StoreError,
+    StoreOp, StoredSession, StoredWill, Ticket,
+};
 pub use subscriptions::{Match, Subscription, SubscriptionIndex};

@@ -21,5 +21,5 @@ pub use packets::*;
 pub use raw_bytes::*;
 pub use raw_client::{RawClient, DEFAULT_TIMEOUT};
 pub use server::TestServer;
-pub use store_conformance::store_conformance;
+pub use store_conformance::{block_on, store_conformance, store_persistence_conformance};
 pub use v5::*;

@@ -68,7 +68,9 @@ async fn session_leaves_the_store_when_disconnect_sets_expiry_zero() {
     client.subscribe(1, &[("e/#", QoS::AtLeastOnce)]).await;
     let stored = store.sessions().expect("sessions");
     assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0].expiry_interval, 60);
+    let session = tern_core::record::decode_session(&stored[0].client_id, &stored[0].record, tern_core::Clock::now())
+        .expect("a session record the broker wrote decodes");
+    assert_eq!(session.expiry_interval, 60);
     let properties = Properties { session_expiry_interval: Some(0), ..Properties::default() };
     client.send(Packet::Disconnect(Disconnect { reason_code: 0, properties })).await;
     client.expect_closed().await;

@@ -11,6 +11,8 @@
 //! sessions with their subscriptions, and retained messages. It is loaded back by
 //! [`Broker::with_store`].
 
+mod persist;
+
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -26,7 +28,7 @@ use crate::metrics::Metrics;
 use crate::retained::RetainedIndex;
 use crate::session::{PendingWill, Session, SessionState, SessionWaker, SESSION_NEVER_EXPIRES};
 use crate::shared::{SharedFilter, SharedSubscriptions, Strategy};
-use crate::store::{MemoryStore, Store, StoreError, StoredSession};
+use crate::store::Store;
 use crate::subscriptions::{Subscription, SubscriptionIndex};
 
 /// The answer to a claim.
@@ -65,7 +67,8 @@ pub struct Broker {
     /// Shared subscriptions (`$share/{group}/{filter}`), with their member selection state.
     shared: RwLock<SharedSubscriptions>,
     retained: RwLock<RetainedIndex>,
-    store: Arc<dyn Store>,
+    /// Where persistent state is written through; None keeps everything in memory only.
+    store: Option<Arc<dyn Store>>,
     /// Offline sessions' expiry and delayed wills, earliest first. An entry may be stale (the
     /// client came back); it is checked against the session when it falls due.
     deadlines: Mutex<BinaryHeap<Reverse<(Instant, ClientId)>>>,
@@ -110,7 +113,7 @@ struct Ended {
 }
 
 impl Broker {
-    /// A broker with an empty in-memory store.
+    /// A broker that keeps everything in memory only.
     pub fn new(limits: Limits) -> Broker {
         Broker {
             limits,
@@ -120,51 +123,11 @@ impl Broker {
             subscriptions: RwLock::default(),
             shared: RwLock::default(),
             retained: RwLock::default(),
-            store: Arc::new(MemoryStore::default()),
+            store: None,
             deadlines: Mutex::default(),
             timer_waker: Mutex::default(),
             authorizer: RwLock::new(Arc::new(AllowAll)),
         }
-    }
-
-    /// A broker that keeps its durable state in `store`, starting from what the store holds:
-    /// persistent sessions (offline, with their subscriptions) and retained messages.
-    pub fn with_store(limits: Limits, features: Features, store: Arc<dyn Store>) -> Result<Broker, StoreError> {
-        let mut broker = Broker::new(limits);
-        broker.features = features;
-        broker.store = store;
-        let now = Instant::now();
-        {
-            let mut retained = write(&broker.retained);
-            for message in broker.store.retained()? {
-                retained.insert(Arc::new(message));
-            }
-        }
-        let mut deadlines = Vec::new();
-        {
-            let mut sessions = write(&broker.sessions);
-            for stored in broker.store.sessions()? {
-                let session = Session::new(stored.client_id.clone(), stored.expiry_interval);
-                {
-                    let mut state = session.lock();
-                    for (filter, subscription) in stored.subscriptions {
-                        broker.index_subscription(&filter, &stored.client_id, subscription);
-                        state.subscriptions.insert(filter, subscription);
-                    }
-                    // The restart counts as the start of the offline period.
-                    if stored.expiry_interval != SESSION_NEVER_EXPIRES {
-                        let at = now + Duration::from_secs(u64::from(stored.expiry_interval));
-                        state.expires_at = Some(at);
-                        deadlines.push((at, stored.client_id.clone()));
-                    }
-                }
-                sessions.insert(stored.client_id, Arc::new(session));
-            }
-        }
-        for (at, client_id) in deadlines {
-            broker.schedule(at, client_id);
-        }
-        Ok(broker)
     }
 
     /// Sets the shared subscription member selection strategy.
@@ -185,33 +148,6 @@ impl Broker {
     /// Registers the waker of the task that runs [`Broker::tick`].
     pub fn set_timer_waker(&self, waker: Arc<dyn SessionWaker>) {
         *lock(&self.timer_waker) = Some(waker);
-    }
-
-    /// Writes a persistent session through to the store; the caller holds the session's lock,
-    /// so what is stored matches what is in memory.
-    pub fn store_session(&self, client_id: &ClientId, state: &SessionState) {
-        if !state.is_persistent() {
-            return;
-        }
-        let stored = StoredSession {
-            client_id: client_id.clone(),
-            expiry_interval: state.expiry_interval,
-            subscriptions: state.subscriptions.iter().map(|(f, s)| (f.clone(), *s)).collect(),
-        };
-        self.store_result(self.store.put_session(&stored));
-    }
-
-    /// Removes a session from the store when it stops being persistent (5.0 DISCONNECT with
-    /// a Session Expiry Interval of 0).
-    pub fn unstore_session(&self, client_id: &ClientId) {
-        self.store_result(self.store.delete_session(client_id));
-    }
-
-    fn store_result(&self, result: Result<(), StoreError>) {
-        if let Err(error) = result {
-            Metrics::incr(&self.metrics.store_errors);
-            tracing::warn!(%error, "Store write failed");
-        }
     }
 
     fn schedule(&self, at: Instant, client_id: ClientId) {
@@ -294,7 +230,7 @@ impl Broker {
                     state.expiry_interval = expiry_interval;
                     state.expires_at = None;
                     if expiry_interval == 0 {
-                        self.store_result(self.store.delete_session(client_id));
+                        self.unstore_session(client_id);
                     } else {
                         self.store_session(client_id, &state);
                     }
@@ -363,7 +299,7 @@ impl Broker {
             self.unindex_subscription(filter, &session.client_id);
         }
         if was_persistent {
-            self.store_result(self.store.delete_session(&session.client_id));
+            self.unstore_session(&session.client_id);
         }
         if sessions.get(&session.client_id).is_some_and(|s| Arc::ptr_eq(s, session)) {
             sessions.remove(&session.client_id);
@@ -596,11 +532,11 @@ impl Broker {
         let mut retained = write(&self.retained);
         if message.payload.is_empty() {
             if retained.remove(&message.topic) {
-                self.store_result(self.store.delete_retained(&message.topic));
+                self.store_retained(message, true);
             }
         } else {
             retained.insert(message.clone());
-            self.store_result(self.store.put_retained(message));
+            self.store_retained(message, false);
         }
     }
 
