@@ -60,6 +60,10 @@ pub enum CloseReason {
     TopicNameInvalid,
     #[error("server shutting down")]
     ServerShutdown,
+    /// The store failed to keep what the client sent; nothing it was to make safe was
+    /// acknowledged, so the client sends it again on its next connection.
+    #[error("the broker's storage failed")]
+    StorageFailed,
 }
 
 impl CloseReason {
@@ -83,6 +87,7 @@ impl CloseReason {
             CloseReason::MessageRateTooHigh => Some(0x96),
             CloseReason::TopicNameInvalid => Some(0x90),
             CloseReason::ServerShutdown => Some(0x8B),
+            CloseReason::StorageFailed => Some(0x80),
         }
     }
 }

@@ -22,13 +22,13 @@ mod store;
 mod subscriptions;
 
 pub use authz::{AllowAll, Authorizer, ClientInfo, SharedAuthorizer};
-pub use broker::{Broker, Claim, ClaimResult, Will};
+pub use broker::{Broker, Claim, ClaimResult, Published, Will};
 pub use client_id::ClientId;
 pub use close::{CloseReason, ProtocolError};
 pub use connect::{accept_connect, ConnectIdentity, ConnectOutcome};
 pub use connection::Connection;
 pub use limits::{Features, Limits};
-pub use message::{Delivery, Message};
+pub use message::{Delivery, Message, StoredAt};
 pub use metrics::Metrics;
 pub use rate::RateLimit;
 pub use retained::RetainedIndex;

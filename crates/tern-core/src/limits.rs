@@ -44,6 +44,16 @@ pub struct Limits {
     /// Subscriptions one session may hold; a new one beyond it gets a SUBACK failure (5.0:
     /// 0x97 Quota exceeded). 0 means no limit.
     pub max_subscriptions_per_client: usize,
+    /// Messages kept in the store for one persistent session (its whole queue, offline or
+    /// not); beyond it new QoS 1/2 messages are refused for that session, counted in
+    /// `dropped_store_full` and logged.
+    pub max_stored_messages_per_session: u64,
+    /// Bytes of stored records for one persistent session, as above.
+    pub max_stored_bytes_per_session: u64,
+    /// Messages kept in the store for all sessions together, as above.
+    pub max_stored_messages: u64,
+    /// Bytes of stored records for all sessions together, as above.
+    pub max_stored_bytes: u64,
 }
 
 impl Limits {
@@ -71,6 +81,10 @@ impl Default for Limits {
             max_topic_length: 65_535,
             max_topic_levels: 128,
             max_subscriptions_per_client: 0,
+            max_stored_messages_per_session: 1_000_000,
+            max_stored_bytes_per_session: 1024 * 1024 * 1024,
+            max_stored_messages: 10_000_000,
+            max_stored_bytes: 8 * 1024 * 1024 * 1024,
         }
     }
 }

@@ -102,4 +102,14 @@ pub struct Delivery {
     /// The shared subscription group this delivery was chosen for, so it can be handed to
     /// another member if this one leaves before completing it.
     pub shared_group: Option<crate::shared::GroupKey>,
+    /// Where the delivery is kept in its session's stored queue, if it is.
+    pub stored: Option<StoredAt>,
+}
+
+/// A delivery's place in a persistent session's stored queue, and the length of its record
+/// (for the stored-bytes budget).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredAt {
+    pub seq: crate::store::QueueSeq,
+    pub len: u64,
 }

@@ -35,6 +35,11 @@ pub struct Metrics {
     pub subscribe_denied: AtomicU64,
     /// Writes to the store that failed (logged too).
     pub store_errors: AtomicU64,
+    /// QoS 1/2 messages not queued for a persistent session because a stored budget was full.
+    pub dropped_store_full: AtomicU64,
+    /// Gauges: messages and record bytes kept in the store for persistent sessions' queues.
+    pub stored_messages: AtomicU64,
+    pub stored_bytes: AtomicU64,
 }
 
 impl Metrics {

@@ -16,6 +16,7 @@ use crate::client_id::ClientId;
 use crate::limits::Limits;
 use crate::message::{Delivery, Message};
 use crate::metrics::Metrics;
+use crate::store::{QueueSeq, StoredWill};
 use crate::subscriptions::Subscription;
 
 /// Tells a connection task that its session has something for it: new messages to send, or
@@ -93,6 +94,28 @@ pub struct SessionState {
     /// QoS 2 packet ids received (PUBREC sent) and not yet released by PUBREL.
     pub incoming_qos2: HashSet<PacketId>,
     next_packet_id: PacketId,
+    /// The part of the queue kept in the store, for a persistent session of a broker with one.
+    pub stored: StoredQueue,
+    /// The will of the connected client, kept with a persistent session so that it is
+    /// published after a restart (the connection ended without DISCONNECT).
+    pub connected_will: Option<StoredWill>,
+}
+
+/// A persistent session's stored queue. Every QoS 1/2 delivery is written to the store; the
+/// in-memory queue holds a window of it, the oldest first. When the window is full, newer
+/// deliveries stay in the store only (the backlog) and are paged in as the window drains, so
+/// a long offline queue, or every queue after a restart, costs no memory until it is sent.
+#[derive(Debug, Clone, Default)]
+pub struct StoredQueue {
+    /// Whether this session's deliveries are written to the store.
+    pub enabled: bool,
+    /// The seq of the next delivery enqueued.
+    pub next_seq: QueueSeq,
+    /// The first stored delivery not in memory, while there is a backlog.
+    pub backlog_from: Option<QueueSeq>,
+    /// Stored deliveries and the bytes of their records, for the stored budget.
+    pub messages: u64,
+    pub bytes: u64,
 }
 
 /// How far past a QoS 1/2 message blocked by a full in-flight window the queue is searched for
@@ -133,6 +156,8 @@ impl Session {
                 inflight: VecDeque::new(),
                 incoming_qos2: HashSet::new(),
                 next_packet_id: PacketId::new(1).expect("1 is a valid packet id"),
+                stored: StoredQueue { next_seq: QueueSeq(1), ..StoredQueue::default() },
+                connected_will: None,
             }),
         }
     }
@@ -181,15 +206,13 @@ impl SessionState {
 
     /// Queues under the budget; returns the outcome and how many queued QoS 0 messages were
     /// displaced to make room.
-    fn push(&mut self, delivery: Delivery, limits: &Limits) -> (Enqueued, usize) {
+    pub(crate) fn push(&mut self, delivery: Delivery, limits: &Limits) -> (Enqueued, usize) {
         // QoS 0 messages are not kept for a disconnected client (as Mosquitto does by default).
         if self.owner.is_none() && delivery.qos == QoS::AtMostOnce {
             return (Enqueued::DroppedQos0, 0);
         }
         let cost = delivery.message.cost();
-        let full = |state: &SessionState| {
-            state.queue.len() >= limits.max_queued_messages || state.queued_bytes + cost > limits.max_queued_bytes
-        };
+        let full = |state: &SessionState| !state.has_room(cost, limits);
         let mut displaced = 0;
         if full(self) {
             if delivery.qos == QoS::AtMostOnce {
@@ -208,6 +231,11 @@ impl SessionState {
         self.queued_bytes += cost;
         self.queue.push_back(delivery);
         (Enqueued::Queued, displaced)
+    }
+
+    /// Whether the in-memory queue has room for a message of `cost` bytes.
+    pub fn has_room(&self, cost: usize, limits: &Limits) -> bool {
+        self.queue.len() < limits.max_queued_messages && self.queued_bytes + cost <= limits.max_queued_bytes
     }
 
     /// Queues a delivery regardless of the budget. Used for retained messages sent on
@@ -329,6 +357,7 @@ mod tests {
             retain: false,
             subscription_identifiers: Vec::new(),
             shared_group: None,
+            stored: None,
         }
     }
 

@@ -302,6 +302,11 @@ where
     encode_all(&mut out, version, &mut wbuf);
 
     let reason = loop {
+        // Acknowledgements of what the store keeps go out once it is durable (group commit:
+        // connections waiting together share one sync); meanwhile this client is not read.
+        if !await_durable(connection, context).await {
+            return (CloseReason::StorageFailed, BytesMut::new());
+        }
         if let Some(reason) = pending_reason.take() {
             break reason;
         }
@@ -368,7 +373,23 @@ where
             }
         }
     };
+    if !await_durable(connection, context).await {
+        return (CloseReason::StorageFailed, BytesMut::new());
+    }
     (reason, wbuf)
+}
+
+/// Waits until the store writes the connection's pending output depends on are durable.
+/// False when the store failed: that output must not be sent.
+async fn await_durable(connection: &mut Connection, context: &ConnectionContext) -> bool {
+    let (Some(ticket), Some(store)) = (connection.take_barrier(), context.broker.store()) else { return true };
+    match store.commit(ticket).await {
+        Ok(()) => true,
+        Err(error) => {
+            warn!(client_id = %connection.client_id(), %error, "Storage failed; closing without acknowledging");
+            false
+        }
+    }
 }
 
 /// A new connection is taking the session over. Before stepping down, apply what the client

@@ -117,11 +117,13 @@ async fn pubrel_resent_after_reconnect(version: ProtocolVersion) {
     subscriber.expect_nothing(QUIET).await;
 }
 
-// limits.max_queued_messages = 5: an offline session keeps the first 5 QoS 1 messages; newer
-// ones are dropped while the queue is full.
+// A persistent session's queue is bounded by the stored budget (the in-memory window is
+// smaller still): with max_stored_messages_per_session = 5 an offline session keeps the
+// first 5 QoS 1 messages; newer ones are refused while it is full.
 async fn offline_queue_limit_keeps_first_messages(version: ProtocolVersion) {
     let mut config = Config::default();
-    config.limits.max_queued_messages = 5;
+    config.limits.max_queued_messages = 2;
+    config.limits.max_stored_messages_per_session = 5;
     let server = TestServer::start_with(config).await;
     let (mut subscriber, _) = RawClient::connect(server.addr, version, "qlimit-sub", false).await;
     subscriber.subscribe(1, &[("qlimit/t", QoS::AtLeastOnce)]).await;

@@ -12,6 +12,7 @@
 //! [`Broker::with_store`].
 
 mod persist;
+mod queue;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -28,7 +29,7 @@ use crate::metrics::Metrics;
 use crate::retained::RetainedIndex;
 use crate::session::{PendingWill, Session, SessionState, SessionWaker, SESSION_NEVER_EXPIRES};
 use crate::shared::{SharedFilter, SharedSubscriptions, Strategy};
-use crate::store::Store;
+use crate::store::{Store, StoreError, Ticket};
 use crate::subscriptions::{Subscription, SubscriptionIndex};
 
 /// The answer to a claim.
@@ -47,6 +48,34 @@ pub struct Claim {
     pub session_present: bool,
     /// The connection that owned the session before, now told to go away.
     pub previous_owner: Option<Arc<dyn SessionWaker>>,
+}
+
+/// What routing one message came to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Published {
+    /// Deliveries queued or attempted (0: no subscriber matched).
+    pub routed: usize,
+    /// The last store write the message caused; it must be durable before the message is
+    /// acknowledged to its publisher.
+    pub ticket: Option<Ticket>,
+    /// A store write failed: the message must not be acknowledged.
+    pub failed: bool,
+}
+
+impl Published {
+    fn add(&mut self, write: Option<Result<Ticket, StoreError>>) {
+        match write {
+            Some(Ok(ticket)) => self.ticket = self.ticket.max(Some(ticket)),
+            Some(Err(_)) => self.failed = true,
+            None => {}
+        }
+    }
+
+    fn offered(&mut self, offer: queue::Offer) {
+        self.routed += 1;
+        self.ticket = self.ticket.max(offer.ticket);
+        self.failed |= offer.failed;
+    }
 }
 
 /// A will handed to [`Broker::release`], with its 5.0 delay in seconds (0 for 3.x).
@@ -230,9 +259,11 @@ impl Broker {
                     state.expiry_interval = expiry_interval;
                     state.expires_at = None;
                     if expiry_interval == 0 {
-                        self.unstore_session(client_id);
+                        self.unstore_session(client_id, &mut state);
                     } else {
-                        self.store_session(client_id, &state);
+                        self.store_session(client_id, &mut state);
+                        // Messages stored while the broker was down, or beyond the window.
+                        self.page_in(client_id, &mut state);
                     }
                     let generation = state.generation;
                     drop(state);
@@ -269,7 +300,7 @@ impl Broker {
             let mut state = session.lock();
             state.generation = 1;
             state.owner = Some(owner);
-            self.store_session(client_id, &state);
+            self.store_session(client_id, &mut state);
         }
         sessions.insert(client_id.clone(), session.clone());
         session
@@ -294,12 +325,12 @@ impl Broker {
         state.incoming_qos2.clear();
         state.expiry_interval = 0;
         state.expires_at = None;
+        if was_persistent {
+            self.unstore_session(&session.client_id, &mut state);
+        }
         drop(state);
         for (filter, _) in &subscriptions {
             self.unindex_subscription(filter, &session.client_id);
-        }
-        if was_persistent {
-            self.unstore_session(&session.client_id);
         }
         if sessions.get(&session.client_id).is_some_and(|s| Arc::ptr_eq(s, session)) {
             sessions.remove(&session.client_id);
@@ -357,6 +388,10 @@ impl Broker {
                         Some(will) => publish_now.push(will.message),
                         None => {}
                     }
+                    // The offline session's expiry and delayed will, in place of the will of
+                    // the connection.
+                    state.connected_will = None;
+                    self.store_session(&session.client_id, &mut state);
                 } else {
                     publish_now.extend(will.map(|will| will.message));
                     let waiters = std::mem::take(&mut ended.waiters);
@@ -393,6 +428,8 @@ impl Broker {
                 }
                 if state.pending_will.as_ref().is_some_and(|pending| pending.due <= now) {
                     ended.wills.extend(state.pending_will.take().map(|pending| pending.message));
+                    // Published once: a restart must not publish it again.
+                    self.store_session(&client_id, &mut state);
                 }
                 if state.expires_at.is_some_and(|at| at <= now) {
                     Metrics::incr(&self.metrics.sessions_expired);
@@ -429,23 +466,29 @@ impl Broker {
         self.unindex_subscription(filter, client_id)
     }
 
+    /// Routes a message; see [`Broker::publish_tracked`]. Returns the number of deliveries
+    /// queued or attempted (0 means no subscriber matched).
+    pub fn publish(&self, message: Message) -> usize {
+        self.publish_tracked(message).routed
+    }
+
     /// Routes a message: updates the retained messages when it is retained, then queues one
     /// delivery for every session with a matching subscription and one per matching shared
-    /// subscription group. The payload is shared, never copied per subscriber. Returns the
-    /// number of deliveries queued or attempted (0 means no subscriber matched).
-    pub fn publish(&self, message: Message) -> usize {
+    /// subscription group. The payload is shared, never copied per subscriber. Says which
+    /// store write must be durable before the message is acknowledged.
+    pub fn publish_tracked(&self, message: Message) -> Published {
         Metrics::incr(&self.metrics.messages_received);
         let message = Arc::new(message);
+        let mut published = Published::default();
         if message.retain {
-            self.retain(&message);
+            published.add(self.retain(&message));
         }
         let matches = read(&self.subscriptions).matches(&message.topic, message.origin.as_ref());
         let shared = self.pick_shared_members(&message);
         if matches.is_empty() && shared.is_empty() {
-            return 0;
+            return published;
         }
         let sessions = read(&self.sessions);
-        let mut routed = 0;
         for found in matches {
             let Some(session) = sessions.get(&found.client_id) else { continue };
             let delivery = Delivery {
@@ -456,9 +499,9 @@ impl Broker {
                 retain: found.retain_as_published && message.retain,
                 subscription_identifiers: found.subscription_identifiers,
                 shared_group: None,
+                stored: None,
             };
-            session.enqueue(delivery, &self.limits, &self.metrics);
-            routed += 1;
+            published.offered(self.offer(session, delivery));
         }
         for (group, member) in shared {
             let Some(session) = sessions.get(&member.client_id) else { continue };
@@ -468,11 +511,11 @@ impl Broker {
                 retain: member.subscription.options.retain_as_published && message.retain,
                 subscription_identifiers: member.subscription.identifier.into_iter().collect(),
                 shared_group: Some(group),
+                stored: None,
             };
-            session.enqueue(delivery, &self.limits, &self.metrics);
-            routed += 1;
+            published.offered(self.offer(session, delivery));
         }
-        routed
+        published
     }
 
     fn pick_shared_members(&self, message: &Message) -> Vec<(crate::shared::GroupKey, crate::shared::Member)> {
@@ -513,9 +556,10 @@ impl Broker {
                     let redirected = Delivery {
                         qos: delivery.message.qos.min(member.subscription.options.qos),
                         subscription_identifiers: member.subscription.identifier.into_iter().collect(),
+                        stored: None,
                         ..delivery
                     };
-                    session.enqueue(redirected, &self.limits, &self.metrics);
+                    let _ = self.offer(session, redirected);
                 }
                 None => {
                     if let Some(session) = sessions.get(from) {
@@ -528,15 +572,16 @@ impl Broker {
 
     /// A retained message with an empty payload removes the topic's retained message
     /// ([MQTT-3.3.1-10]); any other replaces it ([MQTT-3.3.1-5]).
-    fn retain(&self, message: &Arc<Message>) {
+    fn retain(&self, message: &Arc<Message>) -> Option<Result<Ticket, StoreError>> {
         let mut retained = write(&self.retained);
         if message.payload.is_empty() {
             if retained.remove(&message.topic) {
-                self.store_retained(message, true);
+                return self.store_retained(message, true);
             }
+            None
         } else {
             retained.insert(message.clone());
-            self.store_retained(message, false);
+            self.store_retained(message, false)
         }
     }
 

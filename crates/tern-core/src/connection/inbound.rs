@@ -9,6 +9,7 @@ use crate::close::{CloseReason, ProtocolError};
 use crate::message::Message;
 use crate::metrics::Metrics;
 use crate::session::OutgoingState;
+use crate::store::{OutgoingMark, StoreOp};
 
 /// 5.0 reason codes of PUBACK, PUBREC, PUBREL and PUBCOMP used here.
 const NO_MATCHING_SUBSCRIBERS: u8 = 0x10;
@@ -62,14 +63,14 @@ impl Connection {
         match (publish.qos, publish.packet_id) {
             (QoS::AtMostOnce, _) | (_, None) => {
                 if !payload_invalid {
-                    self.broker.publish(Message::from_publish(publish, topic, origin, now));
+                    self.publish_held(Message::from_publish(publish, topic, origin, now))?;
                 }
             }
             (QoS::AtLeastOnce, Some(packet_id)) => {
                 let code = if payload_invalid {
                     PAYLOAD_FORMAT_INVALID
                 } else {
-                    let routed = self.broker.publish(Message::from_publish(publish, topic, origin, now));
+                    let routed = self.publish_held(Message::from_publish(publish, topic, origin, now))?;
                     if routed == 0 {
                         NO_MATCHING_SUBSCRIBERS
                     } else {
@@ -91,6 +92,11 @@ impl Connection {
                         // A refused message ends its flow: no PUBREL will come for it.
                         if !payload_invalid {
                             state.incoming_qos2.insert(packet_id);
+                            if state.stored.enabled {
+                                let client_id = self.client.client_id.clone();
+                                let op = StoreOp::AddIncomingQos2 { client_id, packet_id };
+                                self.hold_result(self.broker.store_write(op).transpose())?;
+                            }
                         }
                         true
                     }
@@ -100,7 +106,7 @@ impl Connection {
                 let code = match (first, payload_invalid) {
                     (_, true) => PAYLOAD_FORMAT_INVALID,
                     (true, false) => {
-                        let routed = self.broker.publish(Message::from_publish(publish, topic, origin, now));
+                        let routed = self.publish_held(Message::from_publish(publish, topic, origin, now))?;
                         if routed == 0 {
                             NO_MATCHING_SUBSCRIBERS
                         } else {
@@ -113,6 +119,17 @@ impl Connection {
             }
         }
         Ok(())
+    }
+
+    /// Publishes a message from the client; its acknowledgement is held until what the
+    /// message was stored as is durable. Returns the number of deliveries.
+    fn publish_held(&self, message: Message) -> Result<usize, CloseReason> {
+        let published = self.broker.publish_tracked(message);
+        if published.failed {
+            return Err(CloseReason::StorageFailed);
+        }
+        self.hold(published.ticket);
+        Ok(published.routed)
     }
 
     /// An acknowledgement with a 5.0 reason code (always 0 for 3.x).
@@ -144,7 +161,15 @@ impl Connection {
     pub(super) fn handle_pubrel(&mut self, packet_id: PacketId, out: &mut Vec<Packet>) -> Result<(), CloseReason> {
         // PUBCOMP even for an unknown id, so a client that lost our PUBCOMP can finish
         // ([MQTT-4.3.3-2]); 5.0 says the id was not found.
-        let known = self.owned_session()?.incoming_qos2.remove(&packet_id);
+        let known = {
+            let mut state = self.owned_session()?;
+            let known = state.incoming_qos2.remove(&packet_id);
+            if known && state.stored.enabled {
+                let op = StoreOp::RemoveIncomingQos2 { client_id: self.client.client_id.clone(), packet_id };
+                self.hold_result(self.broker.store_write(op).transpose())?;
+            }
+            known
+        };
         let code = if known { 0 } else { PACKET_ID_NOT_FOUND };
         out.push(Packet::PubComp(self.response(packet_id, code)));
         Ok(())
@@ -154,7 +179,9 @@ impl Connection {
         let mut state = self.owned_session()?;
         if let Some(index) = state.inflight_position(packet_id) {
             if state.inflight[index].state == OutgoingState::AwaitingPubAck {
-                state.inflight.remove(index);
+                if let Some(done) = state.inflight.remove(index) {
+                    self.broker.unstore_delivery(&self.client.client_id, &mut state, done.delivery.stored);
+                }
             }
         }
         Ok(())
@@ -177,11 +204,17 @@ impl Connection {
         } else if state.inflight[index].state == OutgoingState::AwaitingPubRec {
             if reason_code >= 0x80 {
                 // The receiver refused the message: the flow ends here ([MQTT-4.3.3-?]).
-                state.inflight.remove(index);
+                if let Some(done) = state.inflight.remove(index) {
+                    self.broker.unstore_delivery(&self.client.client_id, &mut state, done.delivery.stored);
+                }
                 return Ok(());
             }
             // The message is now owned by the receiver; keep only the id ([MQTT-4.3.3-1]).
+            // After a restart only PUBREL is sent again, so the mark is durable before it.
             state.inflight[index].state = OutgoingState::AwaitingPubComp;
+            let mark = OutgoingMark { packet_id, released: true };
+            let stored = state.inflight[index].delivery.stored;
+            self.hold_result(self.broker.mark_outgoing(&self.client.client_id, &state, stored, mark))?;
             out.push(Packet::PubRel(self.response(packet_id, 0)));
         }
         Ok(())
@@ -191,7 +224,9 @@ impl Connection {
         let mut state = self.owned_session()?;
         if let Some(index) = state.inflight_position(packet_id) {
             if state.inflight[index].state == OutgoingState::AwaitingPubComp {
-                state.inflight.remove(index);
+                if let Some(done) = state.inflight.remove(index) {
+                    self.broker.unstore_delivery(&self.client.client_id, &mut state, done.delivery.stored);
+                }
             }
         }
         Ok(())

@@ -11,6 +11,7 @@ mod subscribe;
 #[cfg(test)]
 mod tests;
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
@@ -25,6 +26,7 @@ use crate::message::Message;
 use crate::metrics::Metrics;
 use crate::rate::RateLimit;
 use crate::session::{Session, SessionState};
+use crate::store::{StoreError, StoredWill, Ticket};
 use outbound::OutboundAliases;
 
 /// One connected client after a successful CONNECT.
@@ -56,6 +58,9 @@ pub struct Connection {
     /// Publish rate limits ([`crate::Limits::max_publish_rate`]), if configured.
     publish_rate: Option<RateLimit>,
     publish_bytes_rate: Option<RateLimit>,
+    /// The last store write that must be durable before the packets produced so far are
+    /// sent (acknowledgements of stored messages, QoS 2 marks): the server awaits it.
+    barrier: Cell<Option<Ticket>>,
 }
 
 impl Connection {
@@ -71,7 +76,22 @@ impl Connection {
         now: Instant,
     ) -> Connection {
         let keep_alive_grace = (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500));
-        let resend_pending = !session.lock().inflight.is_empty();
+        let resend_pending = {
+            let mut state = session.lock();
+            // A persistent session keeps the will in the store, so that it is published after
+            // a restart: the connection will have ended without DISCONNECT.
+            if let Some(will) = connect.will.as_ref().filter(|_| state.stored.enabled) {
+                let delay_secs = if connect.protocol == ProtocolVersion::V5 {
+                    will.properties.will_delay_interval.unwrap_or(0)
+                } else {
+                    0
+                };
+                let message = Message::from_will(will.clone(), Some(client.client_id.clone()), now);
+                state.connected_will = Some(StoredWill { message, delay_secs, due: None });
+                broker.store_session(&client.client_id, &mut state);
+            }
+            !state.inflight.is_empty()
+        };
         let v5 = connect.protocol == ProtocolVersion::V5;
         let properties = &connect.properties;
         Connection {
@@ -90,6 +110,7 @@ impl Connection {
             outbound_aliases: OutboundAliases::new(properties.topic_alias_maximum.filter(|_| v5).unwrap_or(0)),
             publish_rate: RateLimit::new(broker.limits.max_publish_rate, now),
             publish_bytes_rate: RateLimit::new(broker.limits.max_publish_bytes_rate, now),
+            barrier: Cell::new(None),
             broker,
         }
     }
@@ -104,6 +125,31 @@ impl Connection {
 
     fn is_v5(&self) -> bool {
         self.version == ProtocolVersion::V5
+    }
+
+    /// Takes the store write that must be durable before the packets produced since the last
+    /// call may be sent ([`crate::Store::commit`]); None when nothing waits for the store.
+    pub fn take_barrier(&mut self) -> Option<Ticket> {
+        self.barrier.take()
+    }
+
+    /// Holds the packets produced so far until `ticket` is durable.
+    fn hold(&self, ticket: Option<Ticket>) {
+        if ticket.is_some() {
+            self.barrier.set(self.barrier.get().max(ticket));
+        }
+    }
+
+    /// Holds them for a write that may have failed: a failure closes the connection before
+    /// anything it was to make safe is acknowledged.
+    fn hold_result(&self, write: Result<Option<Ticket>, StoreError>) -> Result<(), CloseReason> {
+        match write {
+            Ok(ticket) => {
+                self.hold(ticket);
+                Ok(())
+            }
+            Err(_) => Err(CloseReason::StorageFailed),
+        }
     }
 
     /// When the connection must be closed unless a packet arrives first.
@@ -155,9 +201,9 @@ impl Connection {
                     let was_persistent = state.is_persistent();
                     state.expiry_interval = expiry;
                     if was_persistent && !state.is_persistent() {
-                        self.broker.unstore_session(&self.client.client_id);
+                        self.broker.unstore_session(&self.client.client_id, &mut state);
                     } else {
-                        self.broker.store_session(&self.client.client_id, &state);
+                        self.broker.store_session(&self.client.client_id, &mut state);
                     }
                 }
             }
@@ -206,7 +252,11 @@ impl Connection {
     pub fn close(mut self, reason: &CloseReason, now: Instant) {
         let will = self.will.take().filter(|_| reason.publishes_will()).map(|will| self.will_of(will, now));
         if let Ok(mut state) = self.owned_session() {
-            let unfinished = state.take_unfinished_shared();
+            let mut unfinished = state.take_unfinished_shared();
+            for delivery in &mut unfinished {
+                // Another member stores it again if it keeps a stored queue.
+                self.broker.unstore_delivery(&self.client.client_id, &mut state, delivery.stored.take());
+            }
             drop(state);
             self.broker.redispatch_shared(&self.client.client_id, unfinished);
         }

@@ -11,6 +11,7 @@ use crate::close::CloseReason;
 use crate::message::Delivery;
 use crate::metrics::Metrics;
 use crate::session::{Inflight, OutgoingState};
+use crate::store::OutgoingMark;
 
 /// Topic aliases the broker assigns on one connection ([MQTT-3.3.2-8..10]). The first
 /// `maximum` distinct topics get one; an alias is never reassigned on the connection.
@@ -109,6 +110,9 @@ impl Connection {
             // client already sent, then closes this connection and releases the session.
             return Err(CloseReason::TakenOver);
         }
+        if self.broker.wants_page_in(&state) {
+            self.broker.page_in(&self.client.client_id, &mut state);
+        }
         if self.resend_pending {
             self.resend_pending = false;
             let mut too_large = Vec::new();
@@ -127,13 +131,18 @@ impl Connection {
                 }
                 out.push(Packet::Publish(prepared.publish));
             }
-            state.inflight.retain(|entry| !too_large.contains(&entry.packet_id));
+            while let Some(index) = state.inflight.iter().position(|entry| too_large.contains(&entry.packet_id)) {
+                if let Some(dropped) = state.inflight.remove(index) {
+                    self.broker.unstore_delivery(&self.client.client_id, &mut state, dropped.delivery.stored);
+                }
+            }
         }
         let mut sent = 0u64;
         while sent < max_packets as u64 {
             let Some(delivery) = state.pop_sendable(window) else { break };
             if delivery.message.is_expired(now) {
                 Metrics::incr(&self.broker.metrics.dropped_expired);
+                self.broker.unstore_delivery(&self.client.client_id, &mut state, delivery.stored);
                 continue;
             }
             // Size is checked with a placeholder id of the same length as the real one, so no
@@ -142,6 +151,7 @@ impl Connection {
                 (delivery.qos != QoS::AtMostOnce).then(|| PacketId::new(1).expect("1 is a valid packet id"));
             let mut prepared = self.prepare(&delivery, placeholder, false, now);
             if !self.fits(&prepared.publish) {
+                self.broker.unstore_delivery(&self.client.client_id, &mut state, delivery.stored);
                 continue;
             }
             if let Some(alias) = prepared.new_alias {
@@ -153,6 +163,11 @@ impl Connection {
                 let waiting = if delivery.qos == QoS::AtLeastOnce {
                     OutgoingState::AwaitingPubAck
                 } else {
+                    // A stored QoS 2 message keeps its packet id across a restart, so the
+                    // client never gets it under a second id ([MQTT-4.3.3]); the mark is
+                    // durable before the PUBLISH goes out.
+                    let mark = OutgoingMark { packet_id, released: false };
+                    self.hold_result(self.broker.mark_outgoing(&self.client.client_id, &state, delivery.stored, mark))?;
                     OutgoingState::AwaitingPubRec
                 };
                 state.inflight.push_back(Inflight { packet_id, delivery, state: waiting });

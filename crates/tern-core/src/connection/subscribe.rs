@@ -97,11 +97,12 @@ impl Connection {
                         retain: true,
                         subscription_identifiers: identifier.into_iter().collect(),
                         shared_group: None,
+                        stored: None,
                     });
                 }
             }
         }
-        self.broker.store_session(&self.client.client_id, &state);
+        self.hold(self.broker.store_session(&self.client.client_id, &mut state));
         // [MQTT-3.8.4-1]: SUBACK first, with the same packet id ([MQTT-3.8.4-2]).
         out.push(Packet::SubAck(SubAck {
             packet_id: subscribe.packet_id,
@@ -133,7 +134,7 @@ impl Connection {
                 reason_codes.push(NO_SUBSCRIPTION_EXISTED);
             }
         }
-        self.broker.store_session(&self.client.client_id, &state);
+        self.hold(self.broker.store_session(&self.client.client_id, &mut state));
         if !self.is_v5() {
             // 3.x UNSUBACK carries no codes.
             reason_codes.clear();

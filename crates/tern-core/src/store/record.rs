@@ -196,7 +196,14 @@ pub fn decode_delivery(record: &[u8], clock: Clock) -> Result<Delivery, StoreErr
     let qos = QoS::from_u8(reader.u8()?).ok_or_else(|| corrupt("queued message"))?;
     let retain = reader.u8()? != 0;
     let (message, subscription_identifiers) = read_message(&mut reader, clock)?;
-    Ok(Delivery { message: std::sync::Arc::new(message), qos, retain, subscription_identifiers, shared_group: None })
+    Ok(Delivery {
+        message: std::sync::Arc::new(message),
+        qos,
+        retain,
+        subscription_identifiers,
+        shared_group: None,
+        stored: None,
+    })
 }
 
 fn options_byte(options: &SubscriptionOptions) -> u8 {
@@ -341,6 +348,7 @@ mod tests {
             retain: false,
             subscription_identifiers: vec![3, 70000],
             shared_group: None,
+            stored: None,
         };
         let back = decode_delivery(&encode_delivery(&delivery, clock), clock).unwrap();
         assert_eq!(back.qos, QoS::AtLeastOnce);
