@@ -11,6 +11,9 @@ mod enhanced_auth;
 mod listener;
 mod security;
 mod shutdown;
+mod storage;
+
+pub use storage::open_store;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,7 +21,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tern_core::{Broker, MemoryStore, Store, StoreError};
+use tern_core::{Broker, MemoryStore, Metrics, Store, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
@@ -26,7 +29,7 @@ use tracing::{info, warn};
 
 pub use config::{
     AuthConfig, CertificateUsername, Config, ConfigError, HttpHookConfig, JwtConfig, ListenerConfig, ListenerProtocol,
-    MqttConfig, StorageConfig, TlsConfig,
+    MqttConfig, StorageBackend, StorageConfig, TlsConfig,
 };
 use connection::ConnectionContext;
 use listener::{accept_loop, ListenerContext};
@@ -70,7 +73,8 @@ pub async fn serve(
     listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    serve_with_store(config, Arc::new(MemoryStore::default()), listeners, shutdown, Arc::new(Notify::new())).await
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+    serve_with_store(config, Some(store), listeners, shutdown, Arc::new(Notify::new())).await
 }
 
 /// [`serve`] with the broker's durable state in `store`, loaded at start. `listeners` are
@@ -78,7 +82,7 @@ pub async fn serve(
 /// the password file, the ACL and the certificates without dropping connected clients.
 pub async fn serve_with_store(
     config: Config,
-    store: Arc<dyn Store>,
+    store: Option<Arc<dyn Store>>,
     listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()>,
     reload: Arc<Notify>,
@@ -89,13 +93,29 @@ pub async fn serve_with_store(
     if listeners.len() != config.listeners.len() {
         return Err(ServeError::ListenerMismatch { given: listeners.len(), configured: config.listeners.len() });
     }
-    let broker = Arc::new(Broker::with_store(config.limits.clone(), config.features(), store)?);
+    let broker = match &store {
+        Some(store) => {
+            let started = std::time::Instant::now();
+            let broker = Broker::with_store(config.limits.clone(), config.features(), store.clone())?;
+            info!(
+                store = %store.describe(),
+                sessions = broker.session_count(),
+                retained = broker.retained_count(),
+                queued = Metrics::get(&broker.metrics.stored_messages),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "Storage loaded"
+            );
+            broker
+        }
+        None => {
+            info!("Storage: in memory; nothing survives a restart");
+            let mut broker = Broker::new(config.limits.clone());
+            broker.features = config.features();
+            broker
+        }
+    };
+    let broker = Arc::new(broker);
     broker.set_shared_strategy(config.shared_strategy());
-    if config.storage.in_memory {
-        info!("Storage: in memory (--in-memory); nothing survives a restart");
-    } else {
-        warn!(data_dir = %config.storage.data_dir.display(), "Durable storage is not available yet; sessions and retained messages are kept in memory only");
-    }
     let security = Security::default();
     security.load(&config.auth, &broker)?;
     let context = Arc::new(ConnectionContext {
@@ -135,6 +155,11 @@ pub async fn serve_with_store(
     reloader.abort();
     if drained.is_err() {
         warn!("Some connections did not close within the shutdown grace period");
+    }
+    if let Some(store) = &store {
+        if let Err(error) = store.flush() {
+            warn!(%error, "Storage could not be flushed at shutdown");
+        }
     }
     Ok(())
 }

@@ -20,7 +20,7 @@ pub struct ServeArgs {
     /// ws listeners.
     #[arg(long = "ws-listen", value_name = "ADDR")]
     pub ws_listen: Vec<SocketAddr>,
-    /// Directory for durable data.
+    /// Directory of the embedded store (default ./tern-data).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Keep everything in memory; nothing survives a restart.
@@ -65,7 +65,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let shutdown = shutdown_signal().context("cannot install signal handlers")?;
         let reload = reload_on_sighup().context("cannot install the SIGHUP handler")?;
         let listeners = tern_server::bind_listeners(&config).await?;
-        let store = std::sync::Arc::new(tern_core::MemoryStore::default());
+        let store = tern_server::open_store(&config.storage).context("cannot open the broker's storage")?;
         tern_server::serve_with_store(config, store, listeners, shutdown, reload).await?;
         anyhow::Ok(())
     })?;

@@ -9,9 +9,11 @@ use tern_core::{Features, Limits, Strategy};
 
 mod auth;
 mod listener;
+mod storage;
 
 pub use auth::{AuthConfig, HttpHookConfig, JwtConfig};
 pub use listener::{CertificateUsername, ListenerConfig, ListenerProtocol, TlsConfig};
+pub use storage::{StorageBackend, StorageConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -65,19 +67,6 @@ impl Default for MqttConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct StorageConfig {
-    pub data_dir: PathBuf,
-    pub in_memory: bool,
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        StorageConfig { data_dir: PathBuf::from("./tern-data"), in_memory: false }
-    }
-}
-
 impl Config {
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text =
@@ -127,6 +116,7 @@ impl Config {
             listener.validate().map_err(|message| ConfigError::Invalid(format!("listeners[{index}]: {message}")))?;
         }
         self.auth.validate().map_err(ConfigError::Invalid)?;
+        self.storage.validate().map_err(ConfigError::Invalid)?;
         if limits.connect_timeout_secs == 0 {
             return Err(ConfigError::Invalid("limits.connect_timeout_secs must be at least 1".into()));
         }
@@ -178,6 +168,19 @@ mod tests {
         let tls_without_files = "[[listeners]]\nprotocol = \"mqtts\"\naddress = \"127.0.0.1:8883\"\n";
         let error = Config::from_toml(tls_without_files).unwrap_err().to_string();
         assert!(error.contains("listeners[0]") && error.contains("tls"), "{error}");
+    }
+
+    #[test]
+    fn storage_settings_are_checked() {
+        let config = Config::from_toml("[storage]\ndurability = \"relaxed\"\nflush_interval_ms = 200\n").unwrap();
+        assert_eq!(config.storage.durability, tern_store::Durability::Relaxed);
+        let error = Config::from_toml("[storage]\ndurability = \"sometimes\"\n").unwrap_err().to_string();
+        assert!(error.contains("sometimes"), "{error}");
+        let error = Config::from_toml("[storage]\nbackend = \"redis\"\n").unwrap_err().to_string();
+        assert!(error.contains("storage.redis_url"), "{error}");
+        let error = Config::from_toml("[storage]\nflush_interval_ms = 0\n").unwrap_err().to_string();
+        assert!(error.contains("storage.flush_interval_ms"), "{error}");
+        assert!(Config::from_toml("[storage]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/0\"\n").is_ok());
     }
 
     #[test]
