@@ -64,7 +64,15 @@ pub enum Enqueued {
     DroppedQos0,
     /// A QoS 1/2 message was refused because the queue is full.
     DroppedFull,
+    /// A QoS 1/2 message for a connected client was queued beyond the budget, up to a hard
+    /// cap: the publisher must slow down (backpressure) rather than the message be dropped
+    /// after it was acknowledged.
+    Congested,
 }
+
+/// How far beyond `max_queued_messages` a connected client's queue may grow with live QoS 1/2
+/// messages while their publishers are being slowed down.
+const CONGESTION_FACTOR: usize = 4;
 
 #[derive(Debug)]
 pub struct SessionState {
@@ -99,6 +107,9 @@ pub struct SessionState {
     /// The will of the connected client, kept with a persistent session so that it is
     /// published after a restart (the connection ended without DISCONNECT).
     pub connected_will: Option<StoredWill>,
+    /// Connections of publishers slowed down because this queue is over its budget; woken
+    /// when it drains to half of it.
+    pub drain_waiters: Vec<Arc<dyn SessionWaker>>,
 }
 
 /// A persistent session's stored queue. Every QoS 1/2 delivery is written to the store; the
@@ -158,6 +169,7 @@ impl Session {
                 next_packet_id: PacketId::new(1).expect("1 is a valid packet id"),
                 stored: StoredQueue { next_seq: QueueSeq(1), ..StoredQueue::default() },
                 connected_will: None,
+                drain_waiters: Vec::new(),
             }),
         }
     }
@@ -169,24 +181,31 @@ impl Session {
     }
 
     /// Offers a delivery to this session under its budget, and wakes its connection.
+    pub fn enqueue(&self, delivery: Delivery, limits: &Limits, metrics: &Metrics) -> Enqueued {
+        Session::enqueue_locked(self.lock(), delivery, limits, metrics)
+    }
+
+    /// [`Session::enqueue`] with the lock already taken; it is released before waking.
     ///
     /// Policy when the queue is full (by messages or bytes): a QoS 0 message is dropped; a
-    /// QoS 1/2 message displaces the oldest queued QoS 0 message if there is one, and is
-    /// refused otherwise. Every drop is counted.
-    pub fn enqueue(&self, delivery: Delivery, limits: &Limits, metrics: &Metrics) -> Enqueued {
-        let waker;
-        let outcome;
-        let displaced;
-        {
-            let mut state = self.lock();
-            (outcome, displaced) = state.push(delivery, limits);
-            waker = state.owner.clone();
-        }
+    /// QoS 1/2 message displaces the oldest queued QoS 0 message if there is one; otherwise,
+    /// for a connected client, it is queued beyond the budget up to a hard cap and its
+    /// publisher is slowed down ([`Enqueued::Congested`]), and it is refused beyond that or
+    /// for a client that is offline. Every drop is counted.
+    pub(crate) fn enqueue_locked(
+        mut state: MutexGuard<'_, SessionState>,
+        delivery: Delivery,
+        limits: &Limits,
+        metrics: &Metrics,
+    ) -> Enqueued {
+        let (outcome, displaced) = state.push(delivery, limits);
+        let waker = state.owner.clone();
+        drop(state);
         for _ in 0..displaced {
             Metrics::incr(&metrics.dropped_qos0_queue_full);
         }
         match outcome {
-            Enqueued::Queued => {
+            Enqueued::Queued | Enqueued::Congested => {
                 if let Some(waker) = waker {
                     waker.wake();
                 }
@@ -220,6 +239,12 @@ impl SessionState {
             }
             while full(self) {
                 let Some(index) = self.queue.iter().position(|d| d.qos == QoS::AtMostOnce) else {
+                    let under_cap = self.queue.len() < limits.max_queued_messages.saturating_mul(CONGESTION_FACTOR)
+                        && self.queued_bytes + cost <= limits.max_queued_bytes.saturating_mul(2);
+                    if self.owner.is_some() && under_cap {
+                        self.push_unbounded(delivery);
+                        return (Enqueued::Congested, displaced);
+                    }
                     return (Enqueued::DroppedFull, displaced);
                 };
                 if let Some(dropped) = self.queue.remove(index) {
@@ -272,6 +297,26 @@ impl SessionState {
         let delivery = self.queue.remove(index)?;
         self.queued_bytes -= delivery.message.cost();
         Some(delivery)
+    }
+
+    /// The publishers to wake once the queue has drained to half its budget.
+    pub fn drained_waiters(&mut self, limits: &Limits) -> Vec<Arc<dyn SessionWaker>> {
+        if self.drain_waiters.is_empty() || self.queue.len() > limits.max_queued_messages / 2 {
+            return Vec::new();
+        }
+        std::mem::take(&mut self.drain_waiters)
+    }
+
+    /// Registers a publisher to wake when the queue drains; false if it is within budget
+    /// already (nothing to wait for).
+    pub fn wait_for_drain(&mut self, waker: &Arc<dyn SessionWaker>, limits: &Limits) -> bool {
+        if self.queue.len() < limits.max_queued_messages {
+            return false;
+        }
+        if !self.drain_waiters.iter().any(|w| Arc::ptr_eq(w, waker)) {
+            self.drain_waiters.push(waker.clone());
+        }
+        true
     }
 
     pub fn queued_len(&self) -> usize {
@@ -379,11 +424,18 @@ mod tests {
         assert_eq!(session.enqueue(delivery(QoS::AtMostOnce, b"d"), &limits, &metrics), Enqueued::DroppedQos0);
         assert_eq!(session.enqueue(delivery(QoS::AtLeastOnce, b"e"), &limits, &metrics), Enqueued::Queued);
         assert_eq!(session.enqueue(delivery(QoS::ExactlyOnce, b"f"), &limits, &metrics), Enqueued::Queued);
-        assert_eq!(session.enqueue(delivery(QoS::ExactlyOnce, b"g"), &limits, &metrics), Enqueued::DroppedFull);
+        // No QoS 0 left to displace: a connected client's queue takes it beyond the budget
+        // (its publisher is slowed down), up to 4 times the budget; then it is refused.
+        assert_eq!(session.enqueue(delivery(QoS::ExactlyOnce, b"g"), &limits, &metrics), Enqueued::Congested);
+        for _ in 0..8 {
+            assert_eq!(session.enqueue(delivery(QoS::AtLeastOnce, b"h"), &limits, &metrics), Enqueued::Congested);
+        }
+        assert_eq!(session.enqueue(delivery(QoS::AtLeastOnce, b"i"), &limits, &metrics), Enqueued::DroppedFull);
         let mut state = session.lock();
         let payloads: Vec<Bytes> =
-            std::iter::from_fn(|| state.pop_sendable(10)).map(|d| d.message.payload.clone()).collect();
-        assert_eq!(payloads, vec![Bytes::from_static(b"b"), Bytes::from_static(b"e"), Bytes::from_static(b"f")]);
+            std::iter::from_fn(|| state.pop_sendable(20)).map(|d| d.message.payload.clone()).take(4).collect();
+        let expected: Vec<Bytes> = [&b"b"[..], b"e", b"f", b"g"].into_iter().map(Bytes::copy_from_slice).collect();
+        assert_eq!(payloads, expected);
         assert_eq!(Metrics::get(&metrics.dropped_qos0_queue_full), 3);
         assert_eq!(Metrics::get(&metrics.dropped_queue_full), 1);
     }
@@ -394,8 +446,13 @@ mod tests {
         let metrics = Metrics::default();
         let session = online_session();
         assert_eq!(session.enqueue(delivery(QoS::AtLeastOnce, b"12345678"), &limits, &metrics), Enqueued::Queued);
-        assert_eq!(session.enqueue(delivery(QoS::AtLeastOnce, b"12"), &limits, &metrics), Enqueued::DroppedFull);
-        assert_eq!(session.lock().queued_bytes(), 9);
+        assert_eq!(session.enqueue(delivery(QoS::AtLeastOnce, b"12"), &limits, &metrics), Enqueued::Congested);
+        assert_eq!(session.enqueue(delivery(QoS::AtLeastOnce, b"123456789"), &limits, &metrics), Enqueued::DroppedFull);
+        assert_eq!(session.lock().queued_bytes(), 12);
+        // Offline, nothing slows the publisher down: beyond the budget is refused.
+        let offline = Session::new(ClientId::new("off"), SESSION_NEVER_EXPIRES);
+        assert_eq!(offline.enqueue(delivery(QoS::AtLeastOnce, b"12345678"), &limits, &metrics), Enqueued::Queued);
+        assert_eq!(offline.enqueue(delivery(QoS::AtLeastOnce, b"12"), &limits, &metrics), Enqueued::DroppedFull);
     }
 
     #[test]

@@ -30,6 +30,9 @@ const OUTGOING_BATCH: usize = 64;
 /// Above this many unwritten bytes the connection stops taking messages from its session
 /// queue, so a slow consumer's backlog stays in the budgeted queue, not in a socket buffer.
 const WRITE_HIGH_WATER: usize = 64 * 1024;
+/// Longest a publisher is not read while a subscriber it publishes to is over its budget,
+/// before it is read again (and paused again if the subscriber is still behind).
+const CONGESTION_PAUSE: Duration = Duration::from_millis(100);
 /// Smallest read buffer; grown only while a large packet is being read.
 const READ_CHUNK: usize = 4 * 1024;
 /// How long a new connection waits for the session's current connection to step down before
@@ -301,6 +304,10 @@ where
     let mut pending_reason = handle_buffered(connection, rbuf, &options, &mut out).err();
     encode_all(&mut out, version, &mut wbuf);
 
+    // Set while a subscriber this client publishes to is over its budget: the client is not
+    // read until that subscriber drains, or until the pause ends (a bound, so a client that
+    // consumes its own messages cannot stall itself).
+    let mut paused_until: Option<tokio::time::Instant> = None;
     let reason = loop {
         // Acknowledgements of what the store keeps go out once it is durable (group commit:
         // connections waiting together share one sync); meanwhile this client is not read.
@@ -356,16 +363,25 @@ where
                     break CloseReason::ConnectionLost;
                 }
             }
-            read = reader.read_buf(rbuf) => {
+            read = reader.read_buf(rbuf), if paused_until.is_none() => {
                 match read {
                     Ok(0) | Err(_) => break CloseReason::ConnectionLost,
                     Ok(_) => {
                         pending_reason = handle_buffered(connection, rbuf, &options, &mut out).err();
                         encode_all(&mut out, version, &mut wbuf);
+                        if connection.take_congested() {
+                            paused_until = Some(tokio::time::Instant::now() + CONGESTION_PAUSE);
+                        }
                     }
                 }
             }
-            _ = waker.0.notified(), if wbuf.len() < WRITE_HIGH_WATER => {}
+            // A drained subscriber (or our own session) wakes us: read again.
+            _ = waker.0.notified(), if wbuf.len() < WRITE_HIGH_WATER || paused_until.is_some() => {
+                paused_until = None;
+            }
+            _ = tokio::time::sleep_until(paused_until.unwrap_or_else(tokio::time::Instant::now)), if paused_until.is_some() => {
+                paused_until = None;
+            }
             _ = sleep_until(deadline), if deadline.is_some() => {
                 if let Err(reason) = connection.handle_timeout(Instant::now()) {
                     break reason;

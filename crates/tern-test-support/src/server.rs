@@ -51,7 +51,9 @@ impl TestServer {
             let stop = async move {
                 let _ = shutdown_rx.await;
             };
-            tern_server::serve_with_store(config, Some(store), listeners, stop, reload_handle).await.expect("broker serves");
+            tern_server::serve_with_store(config, Some(store), listeners, stop, reload_handle)
+                .await
+                .expect("broker serves");
         });
         TestServer { addr: addrs[0], addrs, reload, shutdown: Some(shutdown), task: Some(task) }
     }

@@ -15,7 +15,7 @@ use tern_core::{
     ClientId, Commit, MemoryStore, QueueSeq, QueuedRecord, SessionRecord, Store, StoreError, StoreOp, Ticket,
 };
 use tern_server::Config;
-use tern_test_support::{connect, pubcomp, publish, pubrec, pubrel, puback, RawClient, TestServer};
+use tern_test_support::{connect, puback, pubcomp, publish, pubrec, pubrel, RawClient, TestServer};
 
 const QUIET: Duration = Duration::from_millis(300);
 

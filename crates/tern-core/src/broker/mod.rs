@@ -51,7 +51,7 @@ pub struct Claim {
 }
 
 /// What routing one message came to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Published {
     /// Deliveries queued or attempted (0: no subscriber matched).
     pub routed: usize,
@@ -60,6 +60,9 @@ pub struct Published {
     pub ticket: Option<Ticket>,
     /// A store write failed: the message must not be acknowledged.
     pub failed: bool,
+    /// Connected sessions whose queue took the message beyond its budget: the publisher
+    /// should wait for them to drain before sending more ([`crate::Enqueued::Congested`]).
+    pub congested: Vec<Arc<Session>>,
 }
 
 impl Published {
@@ -71,8 +74,11 @@ impl Published {
         }
     }
 
-    fn offered(&mut self, offer: queue::Offer) {
+    fn offered(&mut self, session: &Arc<Session>, offer: queue::Offer) {
         self.routed += 1;
+        if offer.outcome == crate::session::Enqueued::Congested {
+            self.congested.push(session.clone());
+        }
         self.ticket = self.ticket.max(offer.ticket);
         self.failed |= offer.failed;
     }
@@ -370,8 +376,10 @@ impl Broker {
             } else {
                 state.owner = None;
                 state.takeover_requested = false;
-                // Connections waiting to take the session over may claim it now.
+                // Connections waiting to take the session over may claim it now; publishers
+                // slowed down for this client need not wait for it any more.
                 ended.waiters = std::mem::take(&mut state.takeover_waiters);
+                ended.waiters.append(&mut state.drain_waiters);
                 if state.is_persistent() {
                     if state.expiry_interval != SESSION_NEVER_EXPIRES {
                         let at = now + Duration::from_secs(u64::from(state.expiry_interval));
@@ -501,7 +509,7 @@ impl Broker {
                 shared_group: None,
                 stored: None,
             };
-            published.offered(self.offer(session, delivery));
+            published.offered(session, self.offer(session, delivery));
         }
         for (group, member) in shared {
             let Some(session) = sessions.get(&member.client_id) else { continue };
@@ -513,7 +521,7 @@ impl Broker {
                 shared_group: Some(group),
                 stored: None,
             };
-            published.offered(self.offer(session, delivery));
+            published.offered(session, self.offer(session, delivery));
         }
         published
     }

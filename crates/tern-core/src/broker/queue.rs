@@ -29,20 +29,7 @@ impl Broker {
     pub(crate) fn offer(&self, session: &Session, mut delivery: Delivery) -> Offer {
         let mut state = session.lock();
         if delivery.qos == QoS::AtMostOnce || !state.stored.enabled {
-            let (outcome, displaced) = state.push(delivery, &self.limits);
-            let waker = state.owner.clone().filter(|_| outcome == Enqueued::Queued);
-            drop(state);
-            for _ in 0..displaced {
-                Metrics::incr(&self.metrics.dropped_qos0_queue_full);
-            }
-            match outcome {
-                Enqueued::Queued => {}
-                Enqueued::DroppedQos0 => Metrics::incr(&self.metrics.dropped_qos0_queue_full),
-                Enqueued::DroppedFull => Metrics::incr(&self.metrics.dropped_queue_full),
-            }
-            if let Some(waker) = waker {
-                waker.wake();
-            }
+            let outcome = Session::enqueue_locked(state, delivery, &self.limits, &self.metrics);
             return Offer { outcome, ticket: None, failed: false };
         }
         let record = record::encode_delivery(&delivery, Clock::now());

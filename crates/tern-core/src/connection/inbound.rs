@@ -123,13 +123,33 @@ impl Connection {
 
     /// Publishes a message from the client; its acknowledgement is held until what the
     /// message was stored as is durable. Returns the number of deliveries.
-    fn publish_held(&self, message: Message) -> Result<usize, CloseReason> {
+    fn publish_held(&mut self, message: Message) -> Result<usize, CloseReason> {
         let published = self.broker.publish_tracked(message);
         if published.failed {
             return Err(CloseReason::StorageFailed);
         }
         self.hold(published.ticket);
+        if !published.congested.is_empty() {
+            self.wait_for_congested(&published.congested);
+        }
         Ok(published.routed)
+    }
+
+    /// Asks subscribers' sessions that are over their budget to wake this connection when
+    /// they drain; meanwhile the server reads no more from this client (backpressure), so
+    /// fast publishers are slowed to what the subscribers take instead of messages being
+    /// dropped after they were acknowledged.
+    fn wait_for_congested(&mut self, congested: &[std::sync::Arc<crate::session::Session>]) {
+        let Some(me) = self.session.lock().owner.clone() else { return };
+        for session in congested {
+            if std::sync::Arc::ptr_eq(session, &self.session) {
+                // Our own queue drains as we write; never wait for ourselves.
+                continue;
+            }
+            if session.lock().wait_for_drain(&me, &self.broker.limits) {
+                self.congested = true;
+            }
+        }
     }
 
     /// An acknowledgement with a 5.0 reason code (always 0 for 3.x).

@@ -61,6 +61,9 @@ pub struct Connection {
     /// The last store write that must be durable before the packets produced so far are
     /// sent (acknowledgements of stored messages, QoS 2 marks): the server awaits it.
     barrier: Cell<Option<Ticket>>,
+    /// A subscriber's queue this client published to is over its budget: read no more from
+    /// the client until it drains (or a short while passes).
+    congested: bool,
 }
 
 impl Connection {
@@ -111,6 +114,7 @@ impl Connection {
             publish_rate: RateLimit::new(broker.limits.max_publish_rate, now),
             publish_bytes_rate: RateLimit::new(broker.limits.max_publish_bytes_rate, now),
             barrier: Cell::new(None),
+            congested: false,
             broker,
         }
     }
@@ -131,6 +135,12 @@ impl Connection {
     /// call may be sent ([`crate::Store::commit`]); None when nothing waits for the store.
     pub fn take_barrier(&mut self) -> Option<Ticket> {
         self.barrier.take()
+    }
+
+    /// Whether the client should not be read from until this connection is woken, because
+    /// a subscriber it publishes to is over its budget. Cleared by the call.
+    pub fn take_congested(&mut self) -> bool {
+        std::mem::take(&mut self.congested)
     }
 
     /// Holds the packets produced so far until `ticket` is durable.

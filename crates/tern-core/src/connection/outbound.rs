@@ -175,7 +175,11 @@ impl Connection {
             out.push(Packet::Publish(prepared.publish));
             sent += 1;
         }
+        let drained = state.drained_waiters(&self.broker.limits);
         drop(state);
+        for publisher in drained {
+            publisher.wake();
+        }
         self.broker.metrics.messages_sent.fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
