@@ -41,7 +41,7 @@ async fn queued_messages_survive_a_restart_in_order() {
     subscribed_offline(&server, ProtocolVersion::V3_1_1, "keeper", "q/#", QoS::ExactlyOnce).await;
     let (mut publisher, _) = RawClient::connect(server.addr, ProtocolVersion::V3_1_1, "pub", true).await;
     for n in 0..40u16 {
-        let qos = if n % 2 == 0 { QoS::AtLeastOnce } else { QoS::ExactlyOnce };
+        let qos = if n.is_multiple_of(2) { QoS::AtLeastOnce } else { QoS::ExactlyOnce };
         publisher.publish_and_ack("q/t", n.to_string().as_bytes(), qos, false, n + 1).await;
     }
     publisher.disconnect().await;
@@ -59,7 +59,7 @@ async fn queued_messages_survive_a_restart_in_order() {
             Packet::Publish(publish) => {
                 let id = publish.packet_id.expect("QoS 1/2").get();
                 let n: u16 = std::str::from_utf8(&publish.payload).expect("text").parse().expect("number");
-                let qos = if n % 2 == 0 { QoS::AtLeastOnce } else { QoS::ExactlyOnce };
+                let qos = if n.is_multiple_of(2) { QoS::AtLeastOnce } else { QoS::ExactlyOnce };
                 assert_eq!(publish.qos, qos, "message {n}");
                 if qos == QoS::AtLeastOnce {
                     subscriber.send(puback(id)).await;
