@@ -71,6 +71,19 @@ impl RedisServer {
         stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
     }
 
+    /// Sends one inline command on a connection of its own and returns the first reply line.
+    fn command(&self, line: &str) -> String {
+        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).expect("connect to redis-server");
+        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("read timeout");
+        stream.write_all(format!("{line}\r\n").as_bytes()).expect("send");
+        let mut reply = Vec::new();
+        let mut byte = [0u8; 1];
+        while stream.read_exact(&mut byte).is_ok() && byte[0] != b'\n' {
+            reply.push(byte[0]);
+        }
+        String::from_utf8_lossy(&reply).trim_end().to_string()
+    }
+
     /// SIGKILL: no chance to close connections or save anything.
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -225,6 +238,21 @@ fn a_killed_server_fails_commits_and_a_restarted_one_is_used_again() {
     // The restarted server kept nothing (no persistence); what was written since is there.
     assert_eq!(store.retained().expect("reads work again"), vec![(topic("after"), Bytes::from_static(b"3"))]);
     store.flush().expect("flush after the restart");
+}
+
+#[test]
+fn connections_closed_by_the_server_are_replaced_without_an_error() {
+    let Some(server) = RedisServer::start() else { return };
+    let store = Arc::new(connect(&server, "closed", Durability::Sync));
+    let ticket = put_retained(&*store, "one", "1");
+    commit_within(&store, ticket, Duration::from_secs(10)).expect("commit");
+    assert_eq!(store.retained().expect("read").len(), 1);
+    // As a server's idle timeout would: both of the store's connections are closed.
+    let killed = server.command("CLIENT KILL TYPE normal");
+    assert_eq!(killed, ":2", "the store's writer and reader connections were closed");
+    let ticket = put_retained(&*store, "two", "2");
+    commit_within(&store, ticket, Duration::from_secs(10)).expect("the batch is sent again on a new connection");
+    assert_eq!(store.retained().expect("the read is retried on a new connection").len(), 2);
 }
 
 #[test]
