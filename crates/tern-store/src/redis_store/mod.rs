@@ -70,6 +70,7 @@ impl RedisStore {
             keys: keys.clone(),
             durability: options.durability,
             url: shown.clone(),
+            down: false,
         };
         let writer = std::thread::Builder::new()
             .name("tern-redis-writer".to_string())

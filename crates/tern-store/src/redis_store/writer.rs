@@ -217,6 +217,8 @@ pub(crate) struct Writer {
     pub durability: Durability,
     /// The redacted URL, for error messages.
     pub url: String,
+    /// The last batch failed.
+    pub down: bool,
 }
 
 impl Writer {
@@ -224,9 +226,13 @@ impl Writer {
         while let Some((first, entries)) = self.shared.take_batch() {
             let last = first + entries.len() as u64 - 1;
             let result = self.apply(&entries).map_err(|error| format!("redis store at {}: {error}", self.url));
-            if let Err(message) = &result {
-                tracing::warn!("{message}");
+            // Logged when the state changes, not per batch: an outage would log every write.
+            match &result {
+                Err(message) if !self.down => tracing::warn!("{message}; writes fail until it answers again"),
+                Ok(()) if self.down => tracing::info!("redis store at {}: writing again", self.url),
+                _ => {}
             }
+            self.down = result.is_err();
             self.shared.finish(first, last, result);
         }
     }
