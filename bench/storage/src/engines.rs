@@ -12,7 +12,6 @@ pub fn key(session: u32, seq: u64) -> [u8; 12] {
 }
 
 pub trait Engine: Send + Sync {
-    fn name(&self) -> &'static str;
     /// One enqueue, visible at once, not synced.
     fn put(&self, session: u32, seq: u64, value: &[u8]);
     /// Many enqueues at once (to load quickly).
@@ -61,13 +60,6 @@ impl Fjall {
 }
 
 impl Engine for Fjall {
-    fn name(&self) -> &'static str {
-        if self.own_fd.is_some() {
-            "fjall-fd"
-        } else {
-            "fjall"
-        }
-    }
     fn put(&self, session: u32, seq: u64, value: &[u8]) {
         self.queue.insert(key(session, seq), value).expect("insert");
     }
@@ -141,9 +133,6 @@ impl Redb {
 }
 
 impl Engine for Redb {
-    fn name(&self) -> &'static str {
-        "redb"
-    }
     fn put(&self, session: u32, seq: u64, value: &[u8]) {
         let txn = self.txn();
         txn.open_table(QUEUE).expect("table").insert(key(session, seq).as_slice(), value).expect("insert");

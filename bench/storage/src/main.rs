@@ -42,7 +42,7 @@ fn main() {
                 raw(engine);
             }
         }
-        Some("store") => store::run(),
+        Some("store") => store::run(args.get(1).map(String::as_str)),
         // Internal: a fresh process reopens a big store, so its RSS is the reopen's alone.
         Some("reopen") => reopen(&args[1], Path::new(&args[2])),
         Some("reopen-store") => store::reopen(Path::new(&args[1])),

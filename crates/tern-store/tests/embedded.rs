@@ -202,7 +202,7 @@ fn a_killed_process_loses_nothing_committed() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let mut committed = vec![0u64; CRASH_WRITERS];
+    let mut committed = [0u64; CRASH_WRITERS];
     let mut lines = BufReader::new(stdout).lines();
     let mut count = 0;
     while count < 400 {

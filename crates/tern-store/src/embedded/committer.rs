@@ -54,8 +54,8 @@ impl Shared {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Syncs everything written so far; wakes the waiters it covered.
-    pub fn sync(&self, journal: &JournalSync) -> Result<(), StoreError> {
+    /// Syncs everything written so far; wakes the waiters it covered and says how many.
+    pub fn sync(&self, journal: &JournalSync) -> Result<usize, StoreError> {
         let target = self.written.load(Ordering::Acquire);
         let result = journal.sync();
         let mut state = self.lock();
@@ -71,8 +71,9 @@ impl Shared {
                     !done
                 });
                 drop(state);
+                let woken = covered.len();
                 covered.into_iter().for_each(Waker::wake);
-                Ok(())
+                Ok(woken)
             }
             Err(error) => {
                 state.failed.get_or_insert_with(|| error.clone());
@@ -166,8 +167,15 @@ impl Drop for Committer {
     }
 }
 
+/// How long the committer may wait for more waiters before an fsync (see `run`).
+const GATHER: Duration = Duration::from_micros(200);
+
 fn run(shared: &Shared, journal: &JournalSync, durability: Durability, interval: Duration) {
     let mut last_sync = Instant::now();
+    // How many waiters the last fsync woke: writers it woke are likely writing again, and an
+    // fsync started the moment the first of them is back would leave the rest for the next
+    // one. Waiting (at most GATHER) until as many are back keeps batches whole.
+    let mut last_batch = 0;
     let mut state = shared.lock();
     loop {
         if state.stop {
@@ -180,11 +188,20 @@ fn run(shared: &Shared, journal: &JournalSync, durability: Durability, interval:
         let behind = shared.written.load(Ordering::Acquire) > shared.durable.load(Ordering::Acquire);
         let periodic = durability == Durability::Relaxed && last_sync.elapsed() >= interval && behind;
         if (!state.waiters.is_empty() || periodic) && state.failed.is_none() {
+            let deadline = Instant::now() + GATHER;
+            while state.waiters.len() < last_batch && !state.stop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                state = shared.wake.wait_timeout(state, left).unwrap_or_else(|p| p.into_inner()).0;
+            }
             drop(state);
             last_sync = Instant::now();
-            if let Err(error) = shared.sync(journal) {
+            match shared.sync(journal) {
+                Ok(woken) => last_batch = woken,
                 // Kept in the state and returned to every waiter.
-                tracing::error!("embedded store: sync failed: {error}");
+                Err(error) => tracing::error!("embedded store: sync failed: {error}"),
             }
             state = shared.lock();
             continue;

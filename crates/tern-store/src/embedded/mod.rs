@@ -9,6 +9,7 @@
 //! - [`committer`]: group commit, the durability levels.
 //! - [`journal`]: fsyncing the journal without holding up writers.
 //! - [`dir`]: the directory's format marker, and errors that say how to recover.
+//! - [`maintenance`]: compacting the queues to give dequeued messages' space back.
 //!
 //! Every write is one atomic fjall batch applied under a mutex, which also orders tickets.
 //! Reads go to fjall directly, without the mutex.
@@ -17,9 +18,10 @@ mod committer;
 mod dir;
 mod journal;
 mod keys;
+mod maintenance;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -33,6 +35,7 @@ use crate::{Durability, StoreOptions};
 use committer::{Committer, Shared};
 use journal::JournalSync;
 use keys::Counts;
+use maintenance::Maintenance;
 
 /// The embedded store. Dropping it makes every write durable and stops its commit thread.
 pub struct EmbeddedStore {
@@ -45,6 +48,9 @@ pub struct EmbeddedStore {
     shared: Arc<Shared>,
     committer: Committer,
     journal: Arc<JournalSync>,
+    /// The sum of every queued record's length (what `counts` adds up to).
+    live: Arc<AtomicU64>,
+    maintenance: Maintenance,
 }
 
 struct Spaces {
@@ -73,10 +79,28 @@ impl EmbeddedStore {
         let opened = std::panic::catch_unwind(|| open_db(&db_dir))
             .map_err(|_| dir::corrupt(&dir, "the database could not be read (the engine panicked)"))?;
         let (db, spaces) = opened.map_err(|e| dir::open_error(&dir, e))?;
+        let mut live = 0u64;
+        for entry in spaces.counts.iter() {
+            let value = entry.value().map_err(|e| dir::open_error(&dir, e))?;
+            live += Counts::decode(&value).map_err(|_| dir::corrupt(&dir, "queue counts of the wrong length"))?.bytes;
+        }
+        let live = Arc::new(AtomicU64::new(live));
+        let maintenance = Maintenance::start(spaces.queue.clone(), live.clone())?;
         let shared = Shared::new(0);
         let journal = Arc::new(JournalSync::new(db.clone(), db_dir, own_descriptor));
         let committer = Committer::start(shared.clone(), journal.clone(), options.durability, options.flush_interval)?;
-        Ok(EmbeddedStore { dir, options, db, spaces, writer: Mutex::new(0), shared, committer, journal })
+        Ok(EmbeddedStore {
+            dir,
+            options,
+            db,
+            spaces,
+            writer: Mutex::new(0),
+            shared,
+            committer,
+            journal,
+            live,
+            maintenance,
+        })
     }
 
     fn backend(&self, what: &str, error: fjall::Error) -> StoreError {
@@ -92,6 +116,11 @@ impl EmbeddedStore {
             Some(value) => Counts::decode(&value),
             None => Ok(Counts::default()),
         }
+    }
+
+    /// `live` is a hint for compaction only: it saturates rather than wraps.
+    fn live_sub(&self, bytes: u64) {
+        let _ = self.live.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |live| Some(live.saturating_sub(bytes)));
     }
 
     fn put_counts(&self, batch: &mut OwnedWriteBatch, client_id: &ClientId, counts: Counts) {
@@ -113,6 +142,7 @@ impl EmbeddedStore {
                 let prefix = keys::client_prefix(&client_id)?;
                 batch.remove(&spaces.sessions, client_id.as_str());
                 batch.remove(&spaces.counts, client_id.as_str());
+                self.live_sub(self.counts(&client_id)?.bytes);
                 for space in [&spaces.queue, &spaces.incoming] {
                     for entry in space.prefix(&prefix) {
                         batch.remove(space, entry.key().map_err(|e| self.backend("read queue", e))?);
@@ -129,10 +159,13 @@ impl EmbeddedStore {
                 // A seq is new by contract; one enqueued again replaces the old record.
                 if let Some(old) = spaces.queue.size_of(&key).map_err(|e| self.backend("read queue", e))? {
                     counts.messages -= 1;
-                    counts.bytes -= u64::from(old).saturating_sub(keys::MARK_HEADER as u64);
+                    let length = u64::from(old).saturating_sub(keys::MARK_HEADER as u64);
+                    counts.bytes -= length;
+                    self.live_sub(length);
                 }
                 counts.messages += 1;
                 counts.bytes += record.len() as u64;
+                self.live.fetch_add(record.len() as u64, Ordering::Relaxed);
                 batch.insert(&spaces.queue, key, keys::queue_value(None, &record));
                 self.put_counts(batch, &client_id, counts);
             }
@@ -168,7 +201,9 @@ impl EmbeddedStore {
 }
 
 fn open_db(path: &Path) -> Result<(Database, Spaces), fjall::Error> {
-    let db = Database::builder(path).open()?;
+    // The smallest journal budget fjall allows: memtables are flushed to tables sooner, so a
+    // reopen replays at most this much journal, and dequeued messages leave the journal sooner.
+    let db = Database::builder(path).max_journaling_size(64 * 1024 * 1024).open()?;
     let space = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
     let spaces = Spaces {
         sessions: space("sessions")?,
@@ -199,7 +234,7 @@ impl Store for EmbeddedStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.shared.sync(&self.journal)
+        self.shared.sync(&self.journal).map(|_| ())
     }
 
     fn sessions(&self) -> Result<Vec<SessionRecord>, StoreError> {
@@ -267,6 +302,7 @@ impl Store for EmbeddedStore {
 
 impl Drop for EmbeddedStore {
     fn drop(&mut self) {
+        self.maintenance.stop();
         // The committer's last act is a sync of everything written.
         self.committer.stop();
     }
