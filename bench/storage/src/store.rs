@@ -115,6 +115,12 @@ fn big() {
     let dequeued_in = started.elapsed();
     std::thread::sleep(Duration::from_secs(8));
     let later = disk_usage(dir.path());
+    if std::env::var_os("BENCH_DU").is_some() {
+        let out = std::process::Command::new("du").arg("-ak").arg(dir.path()).output().expect("du");
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+        lines.sort_by_key(|l| std::cmp::Reverse(l.split_whitespace().next().and_then(|n| n.parse::<u64>().ok())));
+        lines.iter().take(25).for_each(|l| println!("    {l}"));
+    }
     drop(store);
     let closed = disk_usage(dir.path());
     let store = open(dir.path(), Durability::None, true);

@@ -180,9 +180,10 @@ impl EmbeddedStore {
                 let key = keys::queue_key(&keys::client_prefix(&client_id)?, seq);
                 if let Some(size) = spaces.queue.size_of(&key).map_err(|e| self.backend("read queue", e))? {
                     let mut counts = self.counts(&client_id)?;
+                    let length = u64::from(size).saturating_sub(keys::MARK_HEADER as u64);
                     counts.messages = counts.messages.saturating_sub(1);
-                    counts.bytes =
-                        counts.bytes.saturating_sub(u64::from(size).saturating_sub(keys::MARK_HEADER as u64));
+                    counts.bytes = counts.bytes.saturating_sub(length);
+                    self.live_sub(length);
                     batch.remove(&spaces.queue, key);
                     self.put_counts(batch, &client_id, counts);
                 }
