@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use tern_codec::{ProtocolVersion, QoS};
 
+use super::load::DRAIN_GRACE;
 use super::payload::HEADER_LEN;
 
 /// `tern bench MODE [FLAGS]`.
@@ -80,22 +81,60 @@ pub struct LoadArgs {
     /// Topic to publish to; `%i` is replaced by the publisher index.
     #[arg(short = 't', long, default_value = "bench/%i")]
     pub topic: String,
-    /// Topic filter subscribers subscribe to.
+    /// Topic filter subscribers subscribe to; `%i` is replaced by the subscriber index.
     #[arg(long = "sub-topic", default_value = "bench/#")]
     pub sub_topic: String,
+    /// Subscribers join the shared subscription `$share/NAME/<sub-topic>`: each message goes
+    /// to one member, and losses are counted over the whole group.
+    #[arg(long = "shared-group", value_name = "NAME")]
+    pub shared_group: Option<String>,
+    /// `pubsub`: one subscriber per publisher, on that publisher's own topic (`-t` needs `%i`);
+    /// replaces `--subscribers` and `--sub-topic`.
+    #[arg(long)]
+    pub pairs: bool,
     /// Protocol version: 3 (3.1.1, the default) or 5.
     #[arg(short = 'V', long = "protocol-version", default_value = "3", value_parser = parse_version)]
     pub version: ProtocolVersion,
-    /// Upper bound of the run in seconds: every load loop stops by then (a short grace for
-    /// acknowledgements in flight follows).
+    /// Upper bound of the load in seconds: every load loop stops by then (the `--drain` grace
+    /// for messages and acknowledgements in flight follows).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub duration: u64,
+    /// Seconds subscribers wait for messages still queued in the broker once the publishers
+    /// are done (default 2); what has not arrived by then counts as lost.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=3_600))]
+    pub drain: Option<u64>,
     /// Messages each publisher sends (in `sub` mode: messages each subscriber waits for).
     #[arg(long)]
     pub limit: Option<u64>,
     /// Connections opened per second (all at once by default).
     #[arg(long = "connect-rate")]
     pub connect_rate: Option<u64>,
+    /// At most this many handshakes (TCP, CONNECT, CONNACK, SUBSCRIBE) in flight at once.
+    #[arg(long = "connect-inflight", value_parser = clap::value_parser!(u32).range(1..))]
+    pub connect_inflight: Option<u32>,
+    /// `conn`: keep every connection open, idle, until `--duration` is over (answering keep
+    /// alive), then report how many are still up.
+    #[arg(long)]
+    pub hold: bool,
+    /// Keep alive in seconds asked for in CONNECT (0 is off; some brokers refuse 0). A client
+    /// that has sent nothing for three quarters of it sends PINGREQ.
+    #[arg(long = "keep-alive", default_value_t = 60)]
+    pub keep_alive: u16,
+    /// Connect over TLS (mqtts; wss with `--ws`).
+    #[arg(long)]
+    pub tls: bool,
+    /// PEM file of the CA certificate(s) the broker's certificate must chain to (`--tls`).
+    #[arg(long, value_name = "FILE")]
+    pub cafile: Option<std::path::PathBuf>,
+    /// Accept any broker certificate (`--tls`): for loopback tests with a throwaway one.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Connect over WebSocket (subprotocol `mqtt`).
+    #[arg(long)]
+    pub ws: bool,
+    /// HTTP path of the WebSocket endpoint.
+    #[arg(long = "ws-path", default_value = "/mqtt")]
+    pub ws_path: String,
     /// Print the final summary as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -125,6 +164,11 @@ impl LoadArgs {
         Duration::from_secs(self.duration)
     }
 
+    /// The grace after `--duration` for messages in flight.
+    pub fn drain(&self) -> Duration {
+        self.drain.map_or(DRAIN_GRACE, Duration::from_secs)
+    }
+
     /// Time between two publishes of one publisher, or `None` for as fast as possible.
     pub fn publish_interval(&self, publishers: u32) -> Option<Duration> {
         match (self.interval_ms, self.rate) {
@@ -139,11 +183,52 @@ impl LoadArgs {
         self.topic.replace("%i", &index.to_string())
     }
 
+    /// How many subscribers `pubsub` runs with `publishers` publishers.
+    pub fn subscriber_count(&self, publishers: u32) -> u32 {
+        if self.pairs {
+            publishers
+        } else {
+            self.subscribers
+        }
+    }
+
+    /// The filter subscriber `index` matches against, without any `$share/` prefix.
+    pub fn filter_for(&self, index: u32) -> String {
+        if self.pairs {
+            self.topic_for(index)
+        } else {
+            self.sub_topic.replace("%i", &index.to_string())
+        }
+    }
+
+    /// What subscriber `index` sends in its SUBSCRIBE.
+    pub fn subscription_for(&self, index: u32) -> String {
+        match &self.shared_group {
+            Some(group) => format!("$share/{group}/{}", self.filter_for(index)),
+            None => self.filter_for(index),
+        }
+    }
+
     /// Checks the flags and resolves the broker's address, refusing a non-loopback broker
     /// without `--allow-remote`. Nothing is sent anywhere before this passes.
     pub fn broker_address(&self) -> anyhow::Result<SocketAddr> {
         if self.size < HEADER_LEN {
             bail!("--size {} is below the {HEADER_LEN}-byte bench header", self.size);
+        }
+        if self.pairs && !self.topic.contains("%i") {
+            bail!("--pairs needs a per-publisher topic: -t must contain %i (e.g. -t 'bench/%i')");
+        }
+        if let Some(group) = &self.shared_group {
+            if group.is_empty() || group.contains(['/', '+', '#']) {
+                bail!("--shared-group '{group}' is not a valid share name (non-empty, no '/', '+' or '#')");
+            }
+            if self.pairs || self.sub_topic.contains("%i") {
+                bail!("--shared-group needs one filter for the whole group: drop --pairs and %i from --sub-topic");
+            }
+        }
+        for index in [0, 1] {
+            tern_codec::TopicFilter::new(&self.subscription_for(index))
+                .with_context(|| format!("invalid subscription '{}'", self.subscription_for(index)))?;
         }
         let ip = resolve_host(&self.host)?;
         if !ip.is_loopback() && !self.allow_remote {
@@ -213,8 +298,34 @@ mod tests {
     }
 
     #[test]
+    fn drain_defaults_to_the_grace() {
+        assert_eq!(parse(&[]).drain(), DRAIN_GRACE);
+        assert_eq!(parse(&["--drain", "7"]).drain(), Duration::from_secs(7));
+    }
+
+    #[test]
     fn topic_template_takes_the_index() {
         assert_eq!(parse(&["-t", "load/%i/x"]).topic_for(7), "load/7/x");
+    }
+
+    #[test]
+    fn pairs_and_shared_groups_shape_the_subscriptions() {
+        let pairs = parse(&["--pairs", "-c", "3", "-t", "p/%i"]);
+        assert_eq!(pairs.subscriber_count(3), 3);
+        assert_eq!(pairs.subscription_for(2), "p/2");
+        let shared = parse(&["--shared-group", "g1", "--sub-topic", "bench/+"]);
+        assert_eq!(shared.subscription_for(5), "$share/g1/bench/+");
+        assert_eq!(shared.filter_for(5), "bench/+");
+        assert!(parse(&["--sub-topic", "s/%i"]).subscription_for(4) == "s/4");
+    }
+
+    #[test]
+    fn inconsistent_pairs_and_groups_are_refused() {
+        let error = parse(&["--pairs", "-t", "fixed"]).broker_address().unwrap_err();
+        assert!(error.to_string().contains("%i"), "{error}");
+        assert!(parse(&["--shared-group", "a/b"]).broker_address().is_err());
+        assert!(parse(&["--shared-group", "g", "--pairs"]).broker_address().is_err());
+        assert!(parse(&["--sub-topic", "a/#/b"]).broker_address().is_err());
     }
 
     #[test]

@@ -1,8 +1,8 @@
-//! One lean bench connection: CONNECT/CONNACK and SUBSCRIBE/SUBACK over a TCP stream, with
+//! One lean bench connection: CONNECT/CONNACK and SUBSCRIBE/SUBACK over a stream of any
+//! transport (TCP, TLS, WebSocket: see [`super::transport`]), with
 //! a read buffer decoded by tern-codec and a write buffer that batches many packets into one
 //! write. The publisher and subscriber loops drive the socket themselves after that.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
@@ -12,8 +12,9 @@ use tern_codec::{
     ProtocolVersion, QoS, Subscribe, SubscribeFilter, SubscriptionOptions,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::time::timeout;
+use tokio::time::{timeout, Instant};
+
+use super::transport::{Connector, Stream};
 
 /// How long connecting (TCP and CONNACK) and subscribing may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,32 +27,39 @@ pub const BATCH_BYTES: usize = 64 * 1024;
 
 /// A connected client.
 pub struct Conn {
-    pub stream: TcpStream,
+    pub stream: Box<dyn Stream>,
     pub version: ProtocolVersion,
     pub read_buf: BytesMut,
     pub write_buf: BytesMut,
     /// The broker's Receive Maximum (5.0), `u16::MAX` when it gave none.
     pub receive_maximum: u16,
+    /// Keep alive in seconds, as sent in CONNECT.
+    pub keep_alive: u16,
 }
 
 impl Conn {
-    /// Connects to `address` as `client_id`, with a clean session and keep alive off (the
-    /// run is bounded, and a QoS 0 subscriber may send nothing for a long time).
-    pub async fn connect(address: SocketAddr, client_id: String, version: ProtocolVersion) -> anyhow::Result<Conn> {
+    /// Connects through `connector` as `client_id`, with a clean session and `keep_alive`
+    /// seconds (the loops send PINGREQ when they have been silent; see [`Pinger`]).
+    pub async fn connect(
+        connector: &Connector,
+        client_id: String,
+        version: ProtocolVersion,
+        keep_alive: u16,
+    ) -> anyhow::Result<Conn> {
         let handshake = async {
-            let stream = TcpStream::connect(address).await.with_context(|| format!("cannot connect to {address}"))?;
-            stream.set_nodelay(true).context("cannot set TCP_NODELAY")?;
+            let stream = connector.connect().await?;
             let mut conn = Conn {
                 stream,
                 version,
                 read_buf: BytesMut::with_capacity(BATCH_BYTES),
                 write_buf: BytesMut::with_capacity(BATCH_BYTES),
                 receive_maximum: u16::MAX,
+                keep_alive,
             };
             let connect = Connect {
                 protocol: version,
                 clean_start: true,
-                keep_alive: 0,
+                keep_alive,
                 client_id,
                 will: None,
                 username: None,
@@ -69,7 +77,7 @@ impl Conn {
                 other => bail!("broker sent {} instead of CONNACK", other.name()),
             }
         };
-        timeout(HANDSHAKE_TIMEOUT, handshake).await.map_err(|_| anyhow!("no CONNACK from {address} in time"))?
+        timeout(HANDSHAKE_TIMEOUT, handshake).await.map_err(|_| anyhow!("no CONNACK in time"))?
     }
 
     /// Subscribes to `filter` at `qos` and waits for a SUBACK granting it.
@@ -123,6 +131,40 @@ impl Conn {
             self.stream.shutdown().await.context("closing the connection")
         };
         timeout(CLOSE_TIMEOUT, close).await.map_err(|_| anyhow!("timed out disconnecting"))?
+    }
+}
+
+/// Queues PINGREQ when a connection has sent nothing for three quarters of its keep alive.
+#[derive(Debug)]
+pub struct Pinger {
+    period: Option<Duration>,
+    last_sent: Instant,
+}
+
+impl Pinger {
+    pub fn new(keep_alive: u16) -> Pinger {
+        let period = (keep_alive > 0).then(|| Duration::from_secs(keep_alive.into()).mul_f64(0.75));
+        Pinger { period, last_sent: Instant::now() }
+    }
+
+    /// Something was queued for the broker at `now`.
+    pub fn sent(&mut self, now: Instant) {
+        self.last_sent = now;
+    }
+
+    /// Queues a PINGREQ onto `write_buf` if one is due; returns when the next one will be.
+    pub fn poll(
+        &mut self,
+        now: Instant,
+        write_buf: &mut BytesMut,
+        version: ProtocolVersion,
+    ) -> anyhow::Result<Option<Instant>> {
+        let Some(period) = self.period else { return Ok(None) };
+        if now >= self.last_sent + period {
+            encode(&Packet::PingReq, version, write_buf).context("cannot encode PINGREQ")?;
+            self.last_sent = now;
+        }
+        Ok(Some(self.last_sent + period))
     }
 }
 

@@ -11,11 +11,12 @@ use tern_codec::{encode, Packet, PacketId, Properties, ProtocolVersion, PubRespo
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{sleep_until, Instant};
 
-use super::conn::{next_buffered, Conn, BATCH_BYTES};
+use super::conn::{next_buffered, Conn, Pinger, BATCH_BYTES};
 use super::payload::{Clock, Header};
 use super::stats::{Counters, Delivery};
 
-/// After the load stops, how long acknowledgements and deliveries in flight may take.
+/// After the load stops, how long acknowledgements and deliveries in flight may take, unless
+/// `--drain` says otherwise.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// How often a subscriber looks whether the publishers are done.
 const SUBSCRIBER_TICK: Duration = Duration::from_millis(50);
@@ -27,14 +28,29 @@ pub struct Run {
     pub counters: Counters,
     /// No new publish starts after this.
     pub deadline: Instant,
-    /// Every loop ends by this: `deadline` plus [`DRAIN_GRACE`].
+    /// Every loop ends by this: `deadline` plus `drain`.
     pub hard_deadline: Instant,
+    /// How long subscribers wait for messages in flight once the publishers are done.
+    pub drain: Duration,
     /// Whether publishers of this process feed the subscribers (`pubsub`).
     pub local_publishers: bool,
     /// Publishers still sending; subscribers drain once it reaches 0.
     pub publishers_running: AtomicU32,
-    /// Messages sent by the publishers that have finished.
-    pub published: AtomicU64,
+    /// Messages sent by each publisher (by index), once it has finished.
+    pub published_by: Vec<AtomicU64>,
+    /// Distinct messages received by the members of a shared subscription, together.
+    pub shared_unique: AtomicU64,
+}
+
+impl Run {
+    /// Messages the publishers in `sources` sent, counting those that have finished.
+    fn published_from(&self, sources: &[u32]) -> u64 {
+        sources
+            .iter()
+            .filter_map(|&index| self.published_by.get(usize::try_from(index).ok()?))
+            .map(|count| count.load(Ordering::Acquire))
+            .sum()
+    }
 }
 
 /// How one publisher sends.
@@ -99,8 +115,9 @@ async fn publish_loop(conn: &mut Conn, plan: &PublisherPlan, run: &Run, sent: &m
     let version = conn.version;
     let mut ids = PacketIds::new();
     let start = Instant::now();
+    let mut pinger = Pinger::new(conn.keep_alive);
     let Conn { stream, read_buf, write_buf, .. } = conn;
-    let (mut reader, mut writer) = stream.split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     loop {
         let now = Instant::now();
         let sending = now < run.deadline && plan.limit.is_none_or(|limit| *sent < limit);
@@ -129,6 +146,9 @@ async fn publish_loop(conn: &mut Conn, plan: &PublisherPlan, run: &Run, sent: &m
                 *sent += 1;
             }
             Counters::add(&run.counters.sent, *sent - before);
+            if *sent > before {
+                pinger.sent(now);
+            }
             if let Some(interval) = plan.interval.filter(|_| *sent >= due) {
                 let next = start
                     + Duration::from_nanos(
@@ -138,6 +158,9 @@ async fn publish_loop(conn: &mut Conn, plan: &PublisherPlan, run: &Run, sent: &m
             }
         } else if write_buf.is_empty() && ids.count == 0 {
             return Ok(());
+        }
+        if let Some(ping) = pinger.poll(now, write_buf, version)? {
+            wake = wake.min(ping);
         }
         if now >= run.hard_deadline {
             bail!(
@@ -193,15 +216,19 @@ fn handle_ack(
 }
 
 /// When a subscriber stops.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SubscriberPlan {
     /// Distinct messages to wait for when no publishers run in this process.
     pub limit: Option<u64>,
+    /// The local publishers whose topics its filter matches.
+    pub sources: Vec<u32>,
+    /// Whether it is one member of a shared subscription (it then waits for the group).
+    pub shared: bool,
 }
 
 /// Receives, acknowledges and checks messages until the run is over. Returns what arrived,
 /// and how it ended.
-pub async fn subscribe(mut conn: Conn, plan: SubscriberPlan, run: &Run) -> (Delivery, anyhow::Result<()>) {
+pub async fn subscribe(mut conn: Conn, plan: &SubscriberPlan, run: &Run) -> (Delivery, anyhow::Result<()>) {
     let mut delivery = Delivery::default();
     let result = subscribe_loop(&mut conn, plan, run, &mut delivery).await;
     let closed = conn.close().await;
@@ -210,13 +237,14 @@ pub async fn subscribe(mut conn: Conn, plan: SubscriberPlan, run: &Run) -> (Deli
 
 async fn subscribe_loop(
     conn: &mut Conn,
-    plan: SubscriberPlan,
+    plan: &SubscriberPlan,
     run: &Run,
     delivery: &mut Delivery,
 ) -> anyhow::Result<()> {
     let version = conn.version;
+    let mut pinger = Pinger::new(conn.keep_alive);
     let Conn { stream, read_buf, write_buf, .. } = conn;
-    let (mut reader, mut writer) = stream.split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let mut drain_until = None;
     loop {
         let now = Instant::now();
@@ -225,24 +253,32 @@ async fn subscribe_loop(
         }
         if run.local_publishers {
             if run.publishers_running.load(Ordering::Acquire) == 0 {
-                let until = *drain_until.get_or_insert(now + DRAIN_GRACE);
-                if delivery.unique() >= run.published.load(Ordering::Acquire) || now >= until {
+                let until = *drain_until.get_or_insert(now + run.drain);
+                let have = if plan.shared { run.shared_unique.load(Ordering::Acquire) } else { delivery.unique() };
+                if have >= run.published_from(&plan.sources) || now >= until {
                     return Ok(());
                 }
             }
         } else if now >= run.deadline || plan.limit.is_some_and(|limit| delivery.unique() >= limit) {
             return Ok(());
         }
+        if !write_buf.is_empty() {
+            pinger.sent(now);
+        }
+        pinger.poll(now, write_buf, version)?;
         tokio::select! {
             read = reader.read_buf(read_buf) => {
                 if read.context("reading from the broker")? == 0 {
                     bail!("connection closed by the broker");
                 }
-                let before = delivery.received;
+                let (before, unique_before) = (delivery.received, delivery.unique());
                 while let Some(packet) = next_buffered(read_buf, version)? {
                     receive(packet, version, write_buf, run, delivery)?;
                 }
                 Counters::add(&run.counters.received, delivery.received - before);
+                if plan.shared {
+                    run.shared_unique.fetch_add(delivery.unique() - unique_before, Ordering::AcqRel);
+                }
             }
             written = writer.write_buf(write_buf), if !write_buf.is_empty() => {
                 written.context("writing to the broker")?;

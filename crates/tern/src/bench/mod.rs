@@ -9,15 +9,19 @@
 //! Code map: [`args`] (flags and the loopback check), [`payload`] (the message header),
 //! [`conn`] (one lean connection), [`load`] (publisher and subscriber loops), [`stats`]
 //! (counters, delivery checks, histograms), [`scenario`] (a mode from connect to report),
-//! [`report`] (the summary).
+//! [`report`] (the summary), [`idle`] (`conn --hold`), [`cpu`] (the generator's own CPU
+//! time), [`transport`] (TCP, TLS, WebSocket).
 
 mod args;
 mod conn;
+mod cpu;
+mod idle;
 mod load;
 mod payload;
 mod report;
 mod scenario;
 mod stats;
+mod transport;
 
 pub use args::BenchArgs;
 
@@ -36,13 +40,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let load = mode.args().clone();
     // Before any socket is opened: refuses remote brokers without --allow-remote.
     let address = load.broker_address()?;
+    let connector = transport::Connector::new(&load, address)?;
     tern_codec::TopicName::new(&load.topic_for(0)).context("invalid --topic")?;
+    let (publishers, subscribers) = scenario::counts(&mode);
+    raise_open_files_limit(u64::from(publishers) + u64::from(subscribers) + u64::from(load.count));
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     let report = runtime.block_on(async {
-        let run = scenario::new_run(&load, matches!(mode, Mode::Pubsub(_)));
+        let run = scenario::new_run(&load, publishers, matches!(mode, Mode::Pubsub(_)));
         let progress = tokio::spawn(progress(run.clone()));
-        let report = scenario::execute(&mode, address, run).await;
+        let report = scenario::execute(&mode, connector, run).await;
         progress.abort();
         report
     })?;
@@ -52,10 +59,30 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         println!("{}", report::text(&report));
     }
     let expected = match mode {
-        Mode::Conn(_) | Mode::Sub(_) | Mode::Pub(_) => load.count,
-        Mode::Pubsub(_) => load.count + load.subscribers,
+        Mode::Conn(_) | Mode::Sub(_) | Mode::Pub(_) => u64::from(load.count),
+        Mode::Pubsub(_) => u64::from(publishers) + u64::from(subscribers),
     };
-    Ok(if report.connected == u64::from(expected) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.connected == expected { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Raises the soft limit of open files to the hard limit when `connections` (plus some
+/// spare) would not fit; says so when even the hard limit is too low.
+fn raise_open_files_limit(connections: u64) {
+    let needed = connections + 64;
+    match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        Ok((soft, _)) if soft >= needed => {}
+        Ok((_, hard)) => {
+            let raised = rlimit::setrlimit(rlimit::Resource::NOFILE, hard, hard).is_ok();
+            if !raised || hard < needed {
+                eprintln!(
+                    "tern bench: warning: {connections} connections need about {needed} open files, but the limit \
+                     is {} (raise it with `ulimit -n`)",
+                    if raised { hard } else { 0 }
+                );
+            }
+        }
+        Err(error) => eprintln!("tern bench: warning: cannot read the open files limit: {error}"),
+    }
 }
 
 /// Prints one line a second to stderr: rates since the last line and totals.

@@ -15,6 +15,13 @@ fn per_second(count: u64, elapsed: Duration) -> f64 {
     }
 }
 
+/// CPU time of the bench process per message it sent or received.
+fn cpu_per_message(report: &Report) -> Option<Duration> {
+    let messages = report.sent + report.delivery.received;
+    let messages = u32::try_from(messages).ok().filter(|&n| n > 0)?;
+    report.cpu.map(|cpu| cpu / messages)
+}
+
 /// The summary as JSON; latencies in microseconds.
 pub fn json(report: &Report, args: &LoadArgs) -> serde_json::Value {
     serde_json::json!({
@@ -39,7 +46,11 @@ pub fn json(report: &Report, args: &LoadArgs) -> serde_json::Value {
         "connect_failed": report.connect_failed,
         "connect_per_s": per_second(report.connected, report.connect_elapsed),
         "connect_latency_us": percentiles_json(&report.connect_latency),
+        "up": report.up,
         "errors": report.errors,
+        "shared_group": args.shared_group,
+        "cpu_s": report.cpu.map(|cpu| cpu.as_secs_f64()),
+        "cpu_us_per_msg": cpu_per_message(report).map(|cpu| cpu.as_secs_f64() * 1e6),
     })
 }
 
@@ -55,6 +66,9 @@ pub fn text(report: &Report) -> String {
         report.errors,
     )];
     lines.push(format!("connect latency: {}", percentiles_text(&report.connect_latency)));
+    if report.mode == "conn" {
+        lines.push(format!("{} connections up at the end", report.up));
+    }
     if report.publishers > 0 {
         lines.push(format!(
             "sent {} ({:.0} msg/s), acknowledged {}",
@@ -75,6 +89,12 @@ pub fn text(report: &Report) -> String {
             totals.foreign
         ));
         lines.push(format!("latency: {}", percentiles_text(&report.latency)));
+    }
+    if let Some(cpu) = report.cpu {
+        let per_message = cpu_per_message(report)
+            .map(|cpu| format!(", {:.2} µs per message", cpu.as_secs_f64() * 1e6))
+            .unwrap_or_default();
+        lines.push(format!("bench CPU: {:.2} s{per_message}", cpu.as_secs_f64()));
     }
     lines.join("\n")
 }

@@ -47,15 +47,16 @@ struct PublisherTrack {
 }
 
 impl PublisherTrack {
-    fn record(&mut self, sequence: u64) {
-        let Ok(word) = usize::try_from(sequence / 64) else { return };
+    /// Records `sequence`; true if it had not been seen before.
+    fn record(&mut self, sequence: u64) -> bool {
+        let Ok(word) = usize::try_from(sequence / 64) else { return false };
         if word >= self.seen.len() {
             self.seen.resize(word + 1, 0);
         }
         let bit = 1u64 << (sequence % 64);
         if self.seen[word] & bit != 0 {
             self.duplicates += 1;
-            return;
+            return false;
         }
         self.seen[word] |= bit;
         self.unique += 1;
@@ -63,6 +64,23 @@ impl PublisherTrack {
             Some(highest) if sequence < highest => self.out_of_order += 1,
             _ => self.highest = Some(sequence),
         }
+        true
+    }
+
+    /// Adds what another subscriber saw of the same publisher: a sequence both saw is a
+    /// duplicate; order is only meaningful within one subscriber, so those counts add up.
+    fn merge(&mut self, other: &PublisherTrack) {
+        if other.seen.len() > self.seen.len() {
+            self.seen.resize(other.seen.len(), 0);
+        }
+        for (mine, theirs) in self.seen.iter_mut().zip(&other.seen) {
+            self.duplicates += u64::from((*mine & theirs).count_ones());
+            *mine |= theirs;
+        }
+        self.unique = self.seen.iter().map(|word| u64::from(word.count_ones())).sum();
+        self.duplicates += other.duplicates;
+        self.out_of_order += other.out_of_order;
+        self.highest = self.highest.max(other.highest);
     }
 }
 
@@ -71,6 +89,8 @@ impl PublisherTrack {
 pub struct Delivery {
     publishers: HashMap<u32, PublisherTrack>,
     pub received: u64,
+    /// Distinct messages received, over all publishers.
+    unique: u64,
     /// Messages whose payload is not a bench payload.
     pub foreign: u64,
     pub latency: Histogram<u64>,
@@ -78,7 +98,7 @@ pub struct Delivery {
 
 impl Default for Delivery {
     fn default() -> Self {
-        Delivery { publishers: HashMap::new(), received: 0, foreign: 0, latency: latency_histogram() }
+        Delivery { publishers: HashMap::new(), received: 0, unique: 0, foreign: 0, latency: latency_histogram() }
     }
 }
 
@@ -90,13 +110,25 @@ impl Delivery {
             self.foreign += 1;
             return;
         };
-        self.publishers.entry(header.publisher).or_default().record(header.sequence);
+        self.unique += u64::from(self.publishers.entry(header.publisher).or_default().record(header.sequence));
         self.latency.saturating_record(now_nanos.saturating_sub(header.sent_at_nanos).max(1));
     }
 
     /// Distinct messages received, over all publishers.
     pub fn unique(&self) -> u64 {
-        self.publishers.values().map(|track| track.unique).sum()
+        self.unique
+    }
+
+    /// Adds what another subscriber received, as if one subscriber had received both: the
+    /// members of a shared subscription are checked as one.
+    pub fn merge(&mut self, other: &Delivery) -> anyhow::Result<()> {
+        for (index, track) in &other.publishers {
+            self.publishers.entry(*index).or_default().merge(track);
+        }
+        self.unique = self.publishers.values().map(|track| track.unique).sum();
+        self.received += other.received;
+        self.foreign += other.foreign;
+        self.latency.add(&other.latency).map_err(|error| anyhow::anyhow!("merging latency histograms: {error}"))
     }
 
     /// Totals, with losses counted against `sent` (messages each publisher is known to have
@@ -205,6 +237,23 @@ mod tests {
         assert_eq!(totals.received, 6);
         // Without the publisher's count, losses are gaps below the highest sequence seen.
         assert_eq!(delivery.totals(&HashMap::new()).lost, 2);
+    }
+
+    #[test]
+    fn merged_subscribers_count_losses_over_the_group() {
+        let (mut first, mut second) = (Delivery::default(), Delivery::default());
+        for sequence in [0, 2, 4] {
+            first.record(&payload(1, sequence), 2_000);
+        }
+        for sequence in [1, 4, 5] {
+            second.record(&payload(1, sequence), 2_000);
+        }
+        first.merge(&second).unwrap();
+        // Sent 0..=6: 3 and 6 never came; 4 came to both members.
+        let totals = first.totals(&HashMap::from([(1, 7)]));
+        assert_eq!((totals.received, totals.lost, totals.duplicates), (6, 2, 1));
+        assert_eq!(first.unique(), 5);
+        assert_eq!(first.latency.len(), 6);
     }
 
     #[test]
