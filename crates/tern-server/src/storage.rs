@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use tern_core::{Store, StoreError};
+use tern_store::embedded::EmbeddedStore;
+use tern_store::redis_store::RedisStore;
 
 use crate::config::{StorageBackend, StorageConfig};
 
@@ -12,6 +14,10 @@ use crate::config::{StorageBackend, StorageConfig};
 pub fn open_store(config: &StorageConfig) -> Result<Option<Arc<dyn Store>>, StoreError> {
     Ok(match config.backend() {
         StorageBackend::Memory => None,
-        StorageBackend::Embedded | StorageBackend::Redis => return Err(StoreError::Backend("pending".into())),
+        StorageBackend::Embedded => Some(Arc::new(EmbeddedStore::open(&config.data_dir, config.options())?)),
+        StorageBackend::Redis => {
+            let url = config.redis_url.as_deref().unwrap_or_default();
+            Some(Arc::new(RedisStore::connect_with_prefix(url, &config.redis_prefix, config.options())?))
+        }
     })
 }
