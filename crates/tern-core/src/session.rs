@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tern_codec::{PacketId, QoS, TopicFilter, TopicName};
 
@@ -64,15 +64,19 @@ pub enum Enqueued {
     DroppedQos0,
     /// A QoS 1/2 message was refused because the queue is full.
     DroppedFull,
-    /// A QoS 1/2 message for a connected client was queued beyond the budget, up to a hard
-    /// cap: the publisher must slow down (backpressure) rather than the message be dropped
-    /// after it was acknowledged.
+    /// A message for a connected client was queued beyond the budget, up to a hard cap: the
+    /// publisher must slow down (backpressure) rather than the message be dropped (after it
+    /// was acknowledged, at QoS 1/2).
     Congested,
 }
 
-/// How far beyond `max_queued_messages` a connected client's queue may grow with live QoS 1/2
+/// How far beyond `max_queued_messages` a connected client's queue may grow with live
 /// messages while their publishers are being slowed down.
 const CONGESTION_FACTOR: usize = 4;
+
+/// A connected client that has taken nothing from its full queue for this long is stalled:
+/// its QoS 0 messages are dropped rather than its publishers held back by it.
+pub const STALLED_AFTER: Duration = Duration::from_millis(500);
 
 #[derive(Debug)]
 pub struct SessionState {
@@ -110,6 +114,9 @@ pub struct SessionState {
     /// Connections of publishers slowed down because this queue is over its budget; woken
     /// when it drains to half of it.
     pub drain_waiters: Vec<Arc<dyn SessionWaker>>,
+    /// When the connected client last took messages from the queue: one that has not for
+    /// [`STALLED_AFTER`] no longer slows its QoS 0 publishers down.
+    pub last_drained: Option<Instant>,
 }
 
 /// A persistent session's stored queue. Every QoS 1/2 delivery is written to the store; the
@@ -170,6 +177,7 @@ impl Session {
                 stored: StoredQueue { next_seq: QueueSeq(1), ..StoredQueue::default() },
                 connected_will: None,
                 drain_waiters: Vec::new(),
+                last_drained: None,
             }),
         }
     }
@@ -187,11 +195,13 @@ impl Session {
 
     /// [`Session::enqueue`] with the lock already taken; it is released before waking.
     ///
-    /// Policy when the queue is full (by messages or bytes): a QoS 0 message is dropped; a
-    /// QoS 1/2 message displaces the oldest queued QoS 0 message if there is one; otherwise,
-    /// for a connected client, it is queued beyond the budget up to a hard cap and its
-    /// publisher is slowed down ([`Enqueued::Congested`]), and it is refused beyond that or
-    /// for a client that is offline. Every drop is counted.
+    /// Policy when the queue is full (by messages or bytes): a QoS 1/2 message displaces the
+    /// oldest queued QoS 0 message if there is one. Otherwise, for a connected client, the
+    /// message is queued beyond the budget up to a hard cap and its publisher is slowed down
+    /// ([`Enqueued::Congested`]); beyond the cap, or for a client that is offline, a QoS 0
+    /// message is dropped and a QoS 1/2 one refused. A QoS 0 message only slows publishers
+    /// down for a client that is reading (it took messages within [`STALLED_AFTER`]): one that
+    /// stopped reading has QoS 0 dropped at once. Every drop is counted.
     pub(crate) fn enqueue_locked(
         mut state: MutexGuard<'_, SessionState>,
         delivery: Delivery,
@@ -233,15 +243,26 @@ impl SessionState {
         let cost = delivery.message.cost();
         let full = |state: &SessionState| !state.has_room(cost, limits);
         let mut displaced = 0;
+        let under_cap = |state: &SessionState| {
+            state.owner.is_some()
+                && state.queue.len() < limits.max_queued_messages.saturating_mul(CONGESTION_FACTOR)
+                && state.queued_bytes + cost <= limits.max_queued_bytes.saturating_mul(2)
+        };
         if full(self) {
             if delivery.qos == QoS::AtMostOnce {
+                // A connected subscriber that is behind but reading slows its publishers down
+                // rather than lose what it could take a moment later; beyond the cap, or once
+                // it has stalled, QoS 0 is dropped.
+                let reading = self.last_drained.is_some_and(|at| at.elapsed() < STALLED_AFTER);
+                if reading && under_cap(self) {
+                    self.push_unbounded(delivery);
+                    return (Enqueued::Congested, 0);
+                }
                 return (Enqueued::DroppedQos0, 0);
             }
             while full(self) {
                 let Some(index) = self.queue.iter().position(|d| d.qos == QoS::AtMostOnce) else {
-                    let under_cap = self.queue.len() < limits.max_queued_messages.saturating_mul(CONGESTION_FACTOR)
-                        && self.queued_bytes + cost <= limits.max_queued_bytes.saturating_mul(2);
-                    if self.owner.is_some() && under_cap {
+                    if under_cap(self) {
                         self.push_unbounded(delivery);
                         return (Enqueued::Congested, displaced);
                     }
@@ -413,15 +434,14 @@ mod tests {
     }
 
     #[test]
-    fn full_queue_drops_qos0_first_then_refuses() {
+    fn full_queue_displaces_qos0_first_then_slows_publishers_then_refuses() {
         let limits = Limits { max_queued_messages: 3, ..Limits::default() };
         let metrics = Metrics::default();
         let session = online_session();
         assert_eq!(session.enqueue(delivery(QoS::AtMostOnce, b"a"), &limits, &metrics), Enqueued::Queued);
         assert_eq!(session.enqueue(delivery(QoS::AtLeastOnce, b"b"), &limits, &metrics), Enqueued::Queued);
         assert_eq!(session.enqueue(delivery(QoS::AtMostOnce, b"c"), &limits, &metrics), Enqueued::Queued);
-        // Full: a new QoS 0 is dropped, a new QoS 1 displaces the oldest QoS 0.
-        assert_eq!(session.enqueue(delivery(QoS::AtMostOnce, b"d"), &limits, &metrics), Enqueued::DroppedQos0);
+        // Full: a new QoS 1 displaces the oldest QoS 0 ("a"), then the next one ("c").
         assert_eq!(session.enqueue(delivery(QoS::AtLeastOnce, b"e"), &limits, &metrics), Enqueued::Queued);
         assert_eq!(session.enqueue(delivery(QoS::ExactlyOnce, b"f"), &limits, &metrics), Enqueued::Queued);
         // No QoS 0 left to displace: a connected client's queue takes it beyond the budget
@@ -431,6 +451,7 @@ mod tests {
             assert_eq!(session.enqueue(delivery(QoS::AtLeastOnce, b"h"), &limits, &metrics), Enqueued::Congested);
         }
         assert_eq!(session.enqueue(delivery(QoS::AtLeastOnce, b"i"), &limits, &metrics), Enqueued::DroppedFull);
+        assert_eq!(session.enqueue(delivery(QoS::AtMostOnce, b"j"), &limits, &metrics), Enqueued::DroppedQos0);
         let mut state = session.lock();
         let payloads: Vec<Bytes> =
             std::iter::from_fn(|| state.pop_sendable(20)).map(|d| d.message.payload.clone()).take(4).collect();
@@ -438,6 +459,46 @@ mod tests {
         assert_eq!(payloads, expected);
         assert_eq!(Metrics::get(&metrics.dropped_qos0_queue_full), 3);
         assert_eq!(Metrics::get(&metrics.dropped_queue_full), 1);
+    }
+
+    #[test]
+    fn full_queue_takes_qos0_for_a_reading_client_up_to_the_cap() {
+        let limits = Limits { max_queued_messages: 2, ..Limits::default() };
+        let metrics = Metrics::default();
+        let session = online_session();
+        session.lock().last_drained = Some(Instant::now());
+        for _ in 0..2 {
+            assert_eq!(session.enqueue(delivery(QoS::AtMostOnce, b"a"), &limits, &metrics), Enqueued::Queued);
+        }
+        // Over the budget the publisher is slowed down instead of the message lost...
+        for _ in 0..6 {
+            assert_eq!(session.enqueue(delivery(QoS::AtMostOnce, b"b"), &limits, &metrics), Enqueued::Congested);
+        }
+        // ...up to 4 times the budget; beyond it QoS 0 is dropped and counted.
+        assert_eq!(session.enqueue(delivery(QoS::AtMostOnce, b"c"), &limits, &metrics), Enqueued::DroppedQos0);
+        assert_eq!(session.lock().queued_len(), 8);
+        assert_eq!(Metrics::get(&metrics.dropped_qos0_queue_full), 1);
+    }
+
+    #[test]
+    fn full_queue_drops_qos0_for_a_stalled_client_at_once() {
+        let limits = Limits { max_queued_messages: 2, ..Limits::default() };
+        let metrics = Metrics::default();
+        let session = online_session();
+        let long_ago = Instant::now().checked_sub(STALLED_AFTER * 2);
+        for last_drained in [None, long_ago] {
+            session.lock().clear_queue();
+            session.lock().last_drained = last_drained;
+            for _ in 0..2 {
+                assert_eq!(session.enqueue(delivery(QoS::AtMostOnce, b"a"), &limits, &metrics), Enqueued::Queued);
+            }
+            // Not read from lately: its publishers are not held back by it.
+            assert_eq!(session.enqueue(delivery(QoS::AtMostOnce, b"b"), &limits, &metrics), Enqueued::DroppedQos0);
+            // A QoS 1 message still takes the place of a queued QoS 0 one.
+            assert_eq!(session.enqueue(delivery(QoS::AtLeastOnce, b"c"), &limits, &metrics), Enqueued::Queued);
+        }
+        // Per round: "b" refused and one "a" displaced by "c".
+        assert_eq!(Metrics::get(&metrics.dropped_qos0_queue_full), 4);
     }
 
     #[test]

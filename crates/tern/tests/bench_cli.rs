@@ -51,8 +51,13 @@ fn pubsub_delivers_every_message_once_in_order(qos: &str, version: &str) {
     assert_eq!(json["out_of_order"], 0, "{json}");
     assert_eq!(json["errors"], 0, "{json}");
     assert_eq!(json["latency_us"]["count"], 400, "{json}");
-    if qos != "0" {
+    if qos == "0" {
+        assert!(json["ack_latency_us"].is_null(), "QoS 0 has no acknowledgements: {json}");
+    } else {
         assert_eq!(json["acked"], 400, "{json}");
+        // Every acknowledged publish has its PUBACK/PUBCOMP latency measured.
+        assert_eq!(json["ack_latency_us"]["count"], 400, "{json}");
+        assert!(json["ack_latency_us"]["p50"].as_f64().is_some_and(|p50| p50 > 0.0), "{json}");
     }
 }
 

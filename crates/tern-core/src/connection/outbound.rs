@@ -175,6 +175,9 @@ impl Connection {
             out.push(Packet::Publish(prepared.publish));
             sent += 1;
         }
+        if sent > 0 {
+            state.last_drained = Some(now);
+        }
         let drained = state.drained_waiters(&self.broker.limits);
         drop(state);
         for publisher in drained {

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use bytes::BytesMut;
+use hdrhistogram::Histogram;
 use tern_codec::{encode, Packet, PacketId, Properties, ProtocolVersion, PubResponse, Publish, QoS, TopicName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{sleep_until, Instant};
 
 use super::conn::{next_buffered, Conn, Pinger, BATCH_BYTES};
 use super::payload::{Clock, Header};
-use super::stats::{Counters, Delivery};
+use super::stats::{latency_histogram, Counters, Delivery};
 
 /// After the load stops, how long acknowledgements and deliveries in flight may take, unless
 /// `--drain` says otherwise.
@@ -65,49 +66,64 @@ pub struct PublisherPlan {
     pub inflight: u16,
 }
 
-/// Packet ids in use by unacknowledged publishes.
+/// Packet ids in use by unacknowledged publishes, each with the time it was sent.
 struct PacketIds {
-    in_use: Vec<bool>,
+    /// Nanoseconds on the run's clock when the publish under this id was encoded; `None` if
+    /// the id is free.
+    sent_at: Vec<Option<u64>>,
     next: u16,
     count: usize,
 }
 
 impl PacketIds {
     fn new() -> PacketIds {
-        PacketIds { in_use: vec![false; usize::from(u16::MAX) + 1], next: 1, count: 0 }
+        PacketIds { sent_at: vec![None; usize::from(u16::MAX) + 1], next: 1, count: 0 }
     }
 
-    /// A free id; the caller keeps `count` below 65,535 through its window.
-    fn take(&mut self) -> PacketId {
-        while self.in_use[usize::from(self.next)] || self.next == 0 {
+    /// A free id for a publish sent at `now_nanos`; the caller keeps `count` below 65,535
+    /// through its window.
+    fn take(&mut self, now_nanos: u64) -> PacketId {
+        while self.sent_at[usize::from(self.next)].is_some() || self.next == 0 {
             self.next = self.next.wrapping_add(1);
         }
         let id = self.next;
-        self.in_use[usize::from(id)] = true;
+        self.sent_at[usize::from(id)] = Some(now_nanos);
         self.count += 1;
         self.next = id.wrapping_add(1);
         PacketId::new(id).expect("id 0 is skipped")
     }
 
-    /// Frees `id`; false if it was not in use.
-    fn release(&mut self, id: PacketId) -> bool {
-        let slot = &mut self.in_use[usize::from(id.get())];
-        let was = std::mem::replace(slot, false);
-        self.count -= usize::from(was);
-        was
+    /// Frees `id`, returning when its publish was sent; `None` if it was not in use.
+    fn release(&mut self, id: PacketId) -> Option<u64> {
+        let sent_at = self.sent_at[usize::from(id.get())].take();
+        self.count -= usize::from(sent_at.is_some());
+        sent_at
     }
 }
 
-/// Publishes until the deadline or the limit, then waits (within the grace) for the
-/// acknowledgements still due. Returns how many messages were sent, and how it ended.
-pub async fn publish(mut conn: Conn, plan: &PublisherPlan, run: &Run) -> (u64, anyhow::Result<()>) {
-    let mut sent = 0;
-    let result = publish_loop(&mut conn, plan, run, &mut sent).await;
-    let closed = conn.close().await;
-    (sent, result.and(closed))
+/// What one publisher did: messages sent, and the time from each QoS 1/2 publish to its
+/// PUBACK or PUBCOMP.
+pub struct Published {
+    pub sent: u64,
+    pub ack_latency: Histogram<u64>,
 }
 
-async fn publish_loop(conn: &mut Conn, plan: &PublisherPlan, run: &Run, sent: &mut u64) -> anyhow::Result<()> {
+/// Publishes until the deadline or the limit, then waits (within the grace) for the
+/// acknowledgements still due. Returns what was sent and acknowledged, and how it ended.
+pub async fn publish(mut conn: Conn, plan: &PublisherPlan, run: &Run) -> (Published, anyhow::Result<()>) {
+    let mut published = Published { sent: 0, ack_latency: latency_histogram() };
+    let result = publish_loop(&mut conn, plan, run, &mut published).await;
+    let closed = conn.close().await;
+    (published, result.and(closed))
+}
+
+async fn publish_loop(
+    conn: &mut Conn,
+    plan: &PublisherPlan,
+    run: &Run,
+    published: &mut Published,
+) -> anyhow::Result<()> {
+    let Published { sent, ack_latency } = published;
     let window = match plan.qos {
         QoS::AtMostOnce => usize::MAX,
         _ => usize::from(plan.inflight.min(conn.receive_maximum)),
@@ -131,8 +147,9 @@ async fn publish_loop(conn: &mut Conn, plan: &PublisherPlan, run: &Run, sent: &m
             let limit = plan.limit.unwrap_or(u64::MAX).min(due);
             let before = *sent;
             while write_buf.len() < BATCH_BYTES && ids.count < window && *sent < limit {
-                let packet_id = (plan.qos != QoS::AtMostOnce).then(|| ids.take());
-                let header = Header { publisher: plan.index, sequence: *sent, sent_at_nanos: run.clock.now_nanos() };
+                let sent_at_nanos = run.clock.now_nanos();
+                let packet_id = (plan.qos != QoS::AtMostOnce).then(|| ids.take(sent_at_nanos));
+                let header = Header { publisher: plan.index, sequence: *sent, sent_at_nanos };
                 let publish = Publish {
                     dup: false,
                     qos: plan.qos,
@@ -175,7 +192,7 @@ async fn publish_loop(conn: &mut Conn, plan: &PublisherPlan, run: &Run, sent: &m
                     bail!("connection closed by the broker");
                 }
                 while let Some(packet) = next_buffered(read_buf, version)? {
-                    handle_ack(packet, &mut ids, version, write_buf, run)?;
+                    handle_ack(packet, &mut ids, ack_latency, version, write_buf, run)?;
                 }
             }
             written = writer.write_buf(write_buf), if !write_buf.is_empty() => {
@@ -190,6 +207,7 @@ async fn publish_loop(conn: &mut Conn, plan: &PublisherPlan, run: &Run, sent: &m
 fn handle_ack(
     packet: Packet,
     ids: &mut PacketIds,
+    ack_latency: &mut Histogram<u64>,
     version: ProtocolVersion,
     write_buf: &mut BytesMut,
     run: &Run,
@@ -199,8 +217,9 @@ fn handle_ack(
             if ack.reason_code >= 0x80 {
                 Counters::add(&run.counters.errors, 1);
             }
-            if ids.release(ack.packet_id) {
+            if let Some(sent_at) = ids.release(ack.packet_id) {
                 Counters::add(&run.counters.acked, 1);
+                ack_latency.saturating_record(run.clock.now_nanos().saturating_sub(sent_at).max(1));
             }
         }
         Packet::PubRec(rec) if rec.reason_code >= 0x80 => {
@@ -322,14 +341,14 @@ mod tests {
     #[test]
     fn packet_ids_skip_those_in_use_and_zero() {
         let mut ids = PacketIds::new();
-        let first = ids.take();
+        let first = ids.take(10);
         assert_eq!(first.get(), 1);
         ids.next = u16::MAX;
-        assert_eq!(ids.take().get(), u16::MAX);
+        assert_eq!(ids.take(20).get(), u16::MAX);
         // Wraps past 0, and past 1 which is still in use.
-        assert_eq!(ids.take().get(), 2);
-        assert!(ids.release(first));
-        assert!(!ids.release(first));
+        assert_eq!(ids.take(30).get(), 2);
+        assert_eq!(ids.release(first), Some(10));
+        assert_eq!(ids.release(first), None);
         assert_eq!(ids.count, 2);
     }
 }

@@ -42,6 +42,7 @@ pub fn json(report: &Report, args: &LoadArgs) -> serde_json::Value {
         "out_of_order": report.delivery.out_of_order,
         "foreign": report.delivery.foreign,
         "latency_us": percentiles_json(&report.latency),
+        "ack_latency_us": percentiles_json(&report.ack_latency),
         "connected": report.connected,
         "connect_failed": report.connect_failed,
         "connect_per_s": per_second(report.connected, report.connect_elapsed),
@@ -76,6 +77,9 @@ pub fn text(report: &Report) -> String {
             per_second(report.sent, report.publish_elapsed),
             report.acked
         ));
+        if !report.ack_latency.is_empty() {
+            lines.push(format!("acknowledgement latency: {}", percentiles_text(&report.ack_latency)));
+        }
     }
     if report.subscribers > 0 {
         let totals = report.delivery;

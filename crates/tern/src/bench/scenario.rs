@@ -36,6 +36,8 @@ pub struct Report {
     pub acked: u64,
     pub delivery: DeliveryTotals,
     pub latency: Histogram<u64>,
+    /// From each QoS 1/2 publish to its PUBACK or PUBCOMP.
+    pub ack_latency: Histogram<u64>,
     pub connected: u64,
     pub connect_failed: u64,
     /// From the first connection attempt to the last CONNACK (or failure).
@@ -64,6 +66,7 @@ pub async fn execute(mode: &Mode, connector: Connector, run: Arc<Run>) -> anyhow
         acked: 0,
         delivery: DeliveryTotals::default(),
         latency: latency_histogram(),
+        ack_latency: latency_histogram(),
         connected: 0,
         connect_failed: 0,
         connect_elapsed: Duration::ZERO,
@@ -125,18 +128,19 @@ pub async fn execute(mode: &Mode, connector: Connector, run: Arc<Run>) -> anyhow
         };
         let run = run.clone();
         pub_tasks.spawn(async move {
-            let (sent, result) = load::publish(conn, &plan, &run).await;
+            let (published, result) = load::publish(conn, &plan, &run).await;
             if let Some(count) = usize::try_from(plan.index).ok().and_then(|i| run.published_by.get(i)) {
-                count.store(sent, Ordering::Release);
+                count.store(published.sent, Ordering::Release);
             }
             run.publishers_running.fetch_sub(1, Ordering::AcqRel);
-            (plan.index, sent, result)
+            (plan.index, published, result)
         });
     }
     while let Some(joined) = pub_tasks.join_next().await {
-        let (index, sent, result) = joined.context("publisher task failed")?;
-        sent_by.insert(index, sent);
-        report.sent += sent;
+        let (index, published, result) = joined.context("publisher task failed")?;
+        sent_by.insert(index, published.sent);
+        report.sent += published.sent;
+        report.ack_latency.add(&published.ack_latency).context("merging acknowledgement latency histograms")?;
         note_error(&mut report, &format!("publisher {index}"), result);
     }
     report.publish_elapsed = load_start.elapsed();
